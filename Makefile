@@ -1,0 +1,50 @@
+# minildm: the two commands of the README's quick start, and a few helpers.
+#   make demo   create .venv if missing, install minildm, run the demo (prints the picture's path)
+#   make test   same with the dev extras, then unit tests + nbval over every notebook
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# run notebooks and tests in the quick budget unless told otherwise (full is the default with CUDA)
+PYTEST_ARGS ?=
+
+.PHONY: demo test unit notebooks lint execute-notebooks bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m minildm demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m ruff check minildm tests notebooks bench
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900 $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed-dev
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+notebooks: $(VENV)/.installed-dev
+	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900 $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check minildm tests notebooks bench
+
+# re-execute every notebook in place so its stored outputs are what the code prints now
+execute-notebooks: $(VENV)/.installed-dev
+	$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=900 notebooks/*.ipynb
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/shapes_world.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

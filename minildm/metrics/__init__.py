@@ -1,0 +1,5 @@
+"""Measuring what a model draws: the shapes-world judge (later: CLIP score, Frechet distance)."""
+
+from minildm.metrics.judge import DetectedObject, Judgement, detect_objects, judge, nearest_colour, score
+
+__all__ = ["DetectedObject", "Judgement", "detect_objects", "judge", "nearest_colour", "score"]

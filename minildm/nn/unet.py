@@ -1,0 +1,462 @@
+"""The U-Net noise predictor eps_theta(x_t, t, c) of DDPM and Stable Diffusion.
+
+Shape of the network (Ronneberger et al., 2015; Ho et al., 2020; Rombach et al., 2022):
+
+    x [B, in_channels, H, W]
+      conv_in                                   -> model_channels at H x W
+      level 0: ResBlock (+ SpatialTransformer)  -> model_channels * channel_mult[0]   ... skip
+               Downsample (stride-2 conv)       -> H/2 x W/2                          ... skip
+      level 1: ...                                                                    ... skip
+      middle:  ResBlock, SpatialTransformer, ResBlock at the lowest resolution
+      up levels, mirror image: concatenate a skip, ResBlock (+ SpatialTransformer), Upsample
+      out: GroupNorm, SiLU, conv3x3 (zero-init)  -> [B, out_channels, H, W]
+
+Every ResBlock adds a projection of the timestep embedding to its features, so every layer
+knows how noisy its input is; every SpatialTransformer can read the context (the prompt).
+
+Names follow CompVis' ``ldm/modules/diffusionmodules/openaimodel.py``: ``ResBlock``
+(``in_layers``, ``emb_layers``, ``out_layers``, ``skip_connection``), ``Downsample``, ``Upsample``,
+``TimestepEmbedSequential``, ``UNetModel`` (``time_embed``, ``input_blocks``, ``middle_block``,
+``output_blocks``, ``out``). One difference: attention levels are given as level indices
+(0 = full resolution), not as downsampling factors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minildm.nn.attention import SpatialTransformer
+from minildm.nn.embeddings import TimestepEmbedding
+
+
+def _zero_module(module: nn.Module) -> nn.Module:
+    """Set all parameters of ``module`` to zero and return it (CompVis' ``zero_module``)."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+def _group_norm(norm_groups: int, channels: int) -> nn.GroupNorm:
+    if channels % norm_groups:
+        raise ValueError(f"norm_groups ({norm_groups}) must divide the number of channels ({channels})")
+    return nn.GroupNorm(norm_groups, channels, eps=1e-5)
+
+
+class ResBlock(nn.Module):
+    """Residual block that also reads the timestep embedding:
+
+        h = conv3x3(SiLU(GroupNorm(x)))                       # in_layers
+        h = h + Linear(SiLU(emb))[:, :, None, None]           # emb_layers: one shift per channel
+        h = conv3x3(dropout(SiLU(GroupNorm(h))))              # out_layers, conv zero-initialised
+        out = skip(x) + h                                     # skip: identity or 1x1 conv
+
+    The zero-initialised last conv makes the block start as ``skip(x)``, which keeps a deep
+    U-Net stable at the start of training.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, time_embed_dim: int, dropout: float = 0.0, norm_groups: int = 8
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_ch", in_ch), ("out_ch", out_ch), ("time_embed_dim", time_embed_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.in_layers = nn.Sequential(
+            _group_norm(norm_groups, in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        )
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(time_embed_dim, out_ch))
+        self.out_layers = nn.Sequential(
+            _group_norm(norm_groups, out_ch),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            _zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1)),
+        )
+        # When the channel count changes, x must be projected before it can be added to h.
+        self.skip_connection = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, in_ch, H, W]``, ``emb`` ``[B, time_embed_dim]`` -> ``[B, out_ch, H, W]``."""
+        h = self.in_layers(x)
+        # [B, out_ch] -> [B, out_ch, 1, 1]: the same shift for every pixel of a channel
+        h = h + self.emb_layers(emb).to(h.dtype)[:, :, None, None]
+        h = self.out_layers(h)
+        return self.skip_connection(x) + h
+
+
+class Downsample(nn.Module):
+    """Halve height and width with a stride-2 3x3 convolution (a learned downsampling)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H/2, W/2]``."""
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    """Double height and width: nearest-neighbour x2, then a 3x3 conv to smooth the blocks."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, 2H, 2W]``."""
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class TimestepEmbedSequential(nn.Sequential):
+    """A ``Sequential`` that hands each layer what it needs: ``emb`` to ResBlocks, ``context``
+    to SpatialTransformers, nothing to the rest (as in CompVis)."""
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            else:
+                x = layer(x)
+        return x
+
+
+@dataclass
+class UNetConfig:
+    """Everything that defines a :class:`UNetModel`; the defaults run on a laptop CPU.
+
+    Attributes:
+        in_channels, out_channels: channels of the input and of the predicted noise
+            (3 for RGB pixels, 4 for SD-style latents).
+        model_channels: channels after ``conv_in``; level ``i`` has ``model_channels * channel_mult[i]``.
+        channel_mult: one multiplier per resolution level; there are ``len(channel_mult) - 1``
+            downsamplings, so H and W must be divisible by ``2 ** (len(channel_mult) - 1)``.
+        num_res_blocks: ResBlocks per level on the way down (``num_res_blocks + 1`` on the way up).
+        attention_levels: levels (0 = full resolution) where a SpatialTransformer follows each
+            ResBlock. The middle block always has one. Attention costs (H*W)^2: keep it low-res.
+        num_heads, dim_head: attention heads and their width (inner width ``num_heads * dim_head``).
+        transformer_depth: BasicTransformerBlocks per SpatialTransformer.
+        context_dim: width of the conditioning tokens (e.g. the text encoder's); ``None`` builds
+            an unconditional U-Net.
+        dropout: dropout in the ResBlocks and transformer blocks.
+        norm_groups: GroupNorm groups; must divide every channel count in the network.
+        image_size: the spatial size the model is meant for (used by :func:`summary` and by
+            samplers as a default); the network itself accepts any divisible size.
+        time_embed_dim: width of the timestep embedding; ``None`` means ``4 * model_channels`` as in SD.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 3
+    model_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_levels: tuple[int, ...] = (2,)
+    num_heads: int = 4
+    dim_head: int = 16
+    transformer_depth: int = 1
+    context_dim: int | None = None
+    dropout: float = 0.0
+    norm_groups: int = 8
+    image_size: int = 32
+    time_embed_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep tuples so that configs compare equal and stay hashable-ish.
+        self.channel_mult = tuple(self.channel_mult)
+        self.attention_levels = tuple(self.attention_levels)
+        positive = [
+            "in_channels",
+            "out_channels",
+            "model_channels",
+            "num_res_blocks",
+            "num_heads",
+            "dim_head",
+            "transformer_depth",
+            "norm_groups",
+            "image_size",
+        ]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UNetConfig.{name} must be a positive int, got {value!r}")
+        for name in ("context_dim", "time_embed_dim"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"UNetConfig.{name} must be None or a positive int, got {value!r}")
+        if not self.channel_mult or any(not isinstance(m, int) or m < 1 for m in self.channel_mult):
+            raise ValueError(
+                f"UNetConfig.channel_mult must be a non-empty tuple of positive ints, "
+                f"got {self.channel_mult!r}"
+            )
+        levels = range(len(self.channel_mult))
+        bad = [lvl for lvl in self.attention_levels if lvl not in levels]
+        if bad:
+            raise ValueError(
+                f"UNetConfig.attention_levels must be level indices in 0..{len(self.channel_mult) - 1} "
+                f"(one per channel_mult entry), got {self.attention_levels!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        channels = {self.model_channels * m for m in self.channel_mult} | {self.model_channels}
+        bad_ch = sorted(c for c in channels if c % self.norm_groups)
+        if bad_ch:
+            raise ValueError(
+                f"UNetConfig.norm_groups ({self.norm_groups}) must divide every channel count, "
+                f"but not {bad_ch}"
+            )
+
+    @property
+    def downsample_factor(self) -> int:
+        """How much the lowest level is smaller than the input: ``2 ** (len(channel_mult) - 1)``."""
+        return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def resolved_time_embed_dim(self) -> int:
+        """``time_embed_dim``, or ``4 * model_channels`` when it is None."""
+        return self.time_embed_dim if self.time_embed_dim is not None else 4 * self.model_channels
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown UNetConfig keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**d)
+
+
+class UNetModel(nn.Module):
+    """The noise predictor: ``forward(x, timesteps, context=None)`` -> a tensor shaped like ``x``.
+
+    Conditioning: a model built with ``config.context_dim`` requires a context
+    ``[B, tokens, context_dim]`` on every call (for classifier-free guidance pass the encoding
+    of the empty prompt, as Stable Diffusion does, not None). A model built with
+    ``context_dim=None`` is unconditional and refuses a context.
+    """
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config if config is not None else UNetConfig()
+        mc, groups = cfg.model_channels, cfg.norm_groups
+        time_embed_dim = cfg.resolved_time_embed_dim
+
+        def res_block(in_ch: int, out_ch: int) -> ResBlock:
+            return ResBlock(in_ch, out_ch, time_embed_dim, cfg.dropout, groups)
+
+        def transformer(ch: int) -> SpatialTransformer:
+            return SpatialTransformer(
+                ch, cfg.num_heads, cfg.dim_head, cfg.transformer_depth, cfg.context_dim, cfg.dropout, groups
+            )
+
+        # t -> sinusoidal code of length model_channels -> MLP -> time_embed_dim
+        self.time_embed = TimestepEmbedding(mc, time_embed_dim)
+
+        # ---- down path: remember the channel count of every output, for the skips ----
+        conv_in = nn.Conv2d(cfg.in_channels, mc, 3, padding=1)
+        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(conv_in)])
+        skip_channels = [mc]
+        ch = mc
+        last_level = len(cfg.channel_mult) - 1
+        for level, mult in enumerate(cfg.channel_mult):
+            for _ in range(cfg.num_res_blocks):
+                layers: list[nn.Module] = [res_block(ch, mc * mult)]
+                ch = mc * mult
+                if level in cfg.attention_levels:
+                    layers.append(transformer(ch))
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+                skip_channels.append(ch)
+            if level != last_level:
+                self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
+                skip_channels.append(ch)
+
+        # ---- middle, at the lowest resolution ----
+        self.middle_block = TimestepEmbedSequential(res_block(ch, ch), transformer(ch), res_block(ch, ch))
+
+        # ---- up path: each block eats one skip (concatenated on channels), in reverse order ----
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mult))):
+            for i in range(cfg.num_res_blocks + 1):
+                skip_ch = skip_channels.pop()
+                layers = [res_block(ch + skip_ch, mc * mult)]
+                ch = mc * mult
+                if level in cfg.attention_levels:
+                    layers.append(transformer(ch))
+                if level != 0 and i == cfg.num_res_blocks:
+                    layers.append(Upsample(ch))
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+
+        # ---- output: back to out_channels; zero-init, so the untrained model predicts 0 ----
+        self.out = nn.Sequential(
+            _group_norm(groups, ch), nn.SiLU(), _zero_module(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
+        )
+
+    def _check_inputs(
+        self, x: torch.Tensor, timesteps: torch.Tensor | int | float, context: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Validate the inputs and return the timesteps as a float tensor ``[B]``."""
+        cfg = self.config
+        if not torch.is_tensor(x) or x.dim() != 4:
+            raise ValueError(
+                f"x must be a 4-D tensor [B, {cfg.in_channels}, H, W], got "
+                f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}"
+            )
+        b, c, h, w = x.shape
+        if c != cfg.in_channels:
+            raise ValueError(
+                f"x must have in_channels={cfg.in_channels} channels, got {c} (shape {tuple(x.shape)})"
+            )
+        f = cfg.downsample_factor
+        if h % f or w % f:
+            raise ValueError(
+                f"x height and width must be divisible by {f} (= 2 ** (len(channel_mult) - 1) "
+                f"for channel_mult={cfg.channel_mult}), got {h}x{w}"
+            )
+        if cfg.context_dim is None:
+            if context is not None:
+                raise ValueError("context must be None: this U-Net is unconditional (context_dim=None)")
+        else:
+            if context is None:
+                raise ValueError(
+                    f"context is required (context_dim={cfg.context_dim}): pass "
+                    f"[B, tokens, {cfg.context_dim}], e.g. the empty prompt's encoding when unconditional"
+                )
+            if context.dim() != 3 or context.shape[0] != b or context.shape[-1] != cfg.context_dim:
+                raise ValueError(
+                    f"context must have shape [B={b}, tokens, context_dim={cfg.context_dim}], "
+                    f"got {tuple(context.shape)}"
+                )
+        # timesteps: a number, a 0-d tensor, or [B] (or [1]) -> float tensor [B] on x's device
+        if not torch.is_tensor(timesteps):
+            if isinstance(timesteps, bool) or not isinstance(timesteps, (int, float)):
+                raise ValueError(f"timesteps must be a number or a tensor, got {type(timesteps).__name__}")
+            timesteps = torch.tensor(float(timesteps))
+        if timesteps.dim() == 0 or (timesteps.dim() == 1 and timesteps.shape[0] == 1):
+            timesteps = timesteps.reshape(1).expand(b)
+        if timesteps.dim() != 1 or timesteps.shape[0] != b:
+            raise ValueError(
+                f"timesteps must be a number, a 0-d tensor or a tensor [B={b}], "
+                f"got shape {tuple(timesteps.shape)}"
+            )
+        return timesteps.to(x.device, torch.float32)
+
+    def forward(
+        self, x: torch.Tensor, timesteps: torch.Tensor | int | float, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict the noise in ``x`` ``[B, in_channels, H, W]`` at ``timesteps``.
+
+        Args:
+            x: the noisy image or latent x_t.
+            timesteps: an int/float (same t for the whole batch), a 0-d tensor or a tensor ``[B]``.
+            context: ``[B, tokens, context_dim]`` for a conditional model, None for an unconditional one.
+
+        Returns:
+            ``[B, out_channels, H, W]``.
+        """
+        t = self._check_inputs(x, timesteps, context)
+        emb = self.time_embed(t)  # [B, time_embed_dim]
+        h = x
+        skips = []
+        for block in self.input_blocks:
+            h = block(h, emb, context)
+            skips.append(h)  # saved for the matching up block
+        h = self.middle_block(h, emb, context)
+        for block in self.output_blocks:
+            # U-Net skip: concatenate the matching down-path features on the channel axis
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb, context)
+        return self.out(h)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (only those with ``requires_grad`` if ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _block_label(block: nn.Module) -> str:
+    if isinstance(block, nn.Sequential):
+        return " + ".join(type(layer).__name__ for layer in block)
+    return type(block).__name__
+
+
+def describe_shapes(
+    model: UNetModel, x_shape: tuple[int, ...] | None = None, context_tokens: int = 8
+) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """Run one forward pass on zeros and record each block's output.
+
+    Args:
+        model: the U-Net.
+        x_shape: input shape ``(B, C, H, W)``; default ``(1, in_channels, image_size, image_size)``.
+        context_tokens: number of context tokens to feed a conditional model.
+
+    Returns:
+        Rows ``(name, layers, output shape, parameters)`` in execution order: ``input_blocks.*``
+        (going down), ``middle_block``, ``output_blocks.*`` (going up), ``out``.
+    """
+    cfg = model.config
+    if x_shape is None:
+        x_shape = (1, cfg.in_channels, cfg.image_size, cfg.image_size)
+    if len(x_shape) != 4:
+        raise ValueError(f"x_shape must be (B, C, H, W), got {x_shape!r}")
+    param = next(model.parameters())
+    x = torch.zeros(x_shape, device=param.device, dtype=param.dtype)
+    context = None
+    if cfg.context_dim is not None:
+        context_shape = (x_shape[0], context_tokens, cfg.context_dim)
+        context = torch.zeros(context_shape, device=param.device, dtype=param.dtype)
+    named = [(f"input_blocks.{i}", b) for i, b in enumerate(model.input_blocks)]
+    named += [("middle_block", model.middle_block)]
+    named += [(f"output_blocks.{i}", b) for i, b in enumerate(model.output_blocks)]
+    named += [("out", model.out)]
+    rows: list[tuple[str, str, tuple[int, ...], int]] = []
+    hooks = []
+    for name, block in named:
+
+        def hook(_module, _inputs, output, name=name, block=block):
+            rows.append((name, _block_label(block), tuple(output.shape), count_parameters(block)))
+
+        hooks.append(block.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x, 0, context)
+    finally:
+        for handle in hooks:
+            handle.remove()
+        model.train(was_training)
+    return rows
+
+
+def summary(model: UNetModel, x_shape: tuple[int, ...] | None = None, context_tokens: int = 8) -> str:
+    """A printable table of every block's output shape, going down and up, and the parameter count.
+
+    ``print(summary(UNetModel()))`` shows the U-Net assembled layer by layer.
+    """
+    rows = describe_shapes(model, x_shape, context_tokens)
+    headers = ("block", "layers", "output shape", "params")
+    table = [(n, lay, "x".join(str(s) for s in shape), f"{p:,}") for n, lay, shape, p in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+
+    def fmt(r: tuple[str, ...]) -> str:
+        cells = zip(r, widths, strict=True)
+        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(cells))
+
+    lines = [fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in table]
+    total, time_embed = count_parameters(model), count_parameters(model.time_embed)
+    lines.append(f"total parameters: {total:,} (time_embed: {time_embed:,})")
+    return "\n".join(lines)
