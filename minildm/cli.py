@@ -1,6 +1,7 @@
 """The ``minildm`` command (also ``python -m minildm``).
 
-    minildm demo [-o outputs/demo.png]     a picture of the shapes world and the forward process
+minildm demo [-o outputs/demo.png]     a picture of the shapes world and the forward process
+minildm train {toy2d,pixel} [--budget quick|full] [--steps N] [--resume] ...
 """
 
 from __future__ import annotations
@@ -69,7 +70,69 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = commands.add_parser("demo", help="write a picture of what minildm can do")
     p_demo.add_argument("-o", "--output", type=Path, default=Path("outputs/demo.png"))
     p_demo.add_argument("--seed", type=int, default=0)
+    p_train = commands.add_parser("train", help="train a model and write its checkpoint")
+    p_train.add_argument(
+        "what", choices=["toy2d", "pixel"], help="toy2d: lesson 02's MLP; pixel: lesson 03's U-Net"
+    )
+    p_train.add_argument(
+        "--budget",
+        choices=["quick", "full"],
+        default=None,
+        help="training preset (default: $MINILDM_BUDGET, else full with CUDA, quick without)",
+    )
+    p_train.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
+    p_train.add_argument("--batch-size", type=int, default=None)
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where the resumable training state goes (default runs/<what>)",
+    )
+    p_train.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the model checkpoint goes (default outputs/checkpoints/<kind>)",
+    )
+    p_train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p_train.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     return parser
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from minildm.tasks import TASKS
+    from minildm.training import train
+    from minildm.utils import get_budget, seed_everything
+
+    budget = get_budget(args.budget)
+    seed_everything(args.seed)
+    task = TASKS[args.what](budget, seed=args.seed)
+    cfg = task.train_config
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.batch_size is not None:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    run_dir = args.run_dir or Path("runs") / args.what
+    out = args.out or Path("outputs") / "checkpoints" / task.kind
+    print(f"training {task.kind} ({budget} budget: {cfg.steps} steps of {cfg.batch_size}) -> {out}")
+    _, _, result = train(
+        task.model,
+        task.loss,
+        cfg,
+        task.config,
+        run_dir=run_dir,
+        out_dir=out,
+        resume=args.resume,
+        device=args.device,
+    )
+    tail = result.losses[-50:]
+    print(
+        f"done: {result.steps_done} steps in {result.seconds:.0f} s ({result.items_per_second:.0f} "
+        f"examples/s), final loss {sum(tail) / max(1, len(tail)):.4f}; checkpoint in {out.resolve()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,4 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         path = demo(args.output, seed=args.seed)
         print(f"demo picture written to {path.resolve()}")
+    elif args.command == "train":
+        train_command(args)
     return 0

@@ -1,0 +1,180 @@
+"""Checkpoints: safetensors weights with a JSON config beside them, written atomically.
+
+Two kinds of files:
+
+- a **model checkpoint** (what ``data/checkpoints/`` ships): a folder with ``model.safetensors``
+  (the EMA weights) and ``config.json`` (what model it is and how it was trained);
+- a **training state** (in a run folder): one ``training_state.safetensors`` file with the
+  weights, the EMA weights, the optimizer state and the step, so ``--resume`` continues
+  exactly where an interrupted run stopped. One file, so it can be replaced atomically.
+
+Every file is written to a temporary name and then renamed over the old one (``os.replace``
+is atomic on POSIX and Windows), so a crash mid-write never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+STATE_NAME = "training_state.safetensors"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    _atomic_write(Path(path), write)
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+
+
+def save_model(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> Path:
+    """Save a model checkpoint folder: ``model.safetensors`` + ``config.json``."""
+    folder = Path(folder)
+    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(_contiguous(state_dict), tmp))
+    write_json(folder / CONFIG_NAME, config)
+    return folder
+
+
+def read_config(folder: str | Path, expected_kind: str | None = None) -> dict:
+    """Read a checkpoint's ``config.json``; check its ``kind`` if ``expected_kind`` is given."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {CONFIG_NAME} in {str(folder)!r}: expected a checkpoint folder with "
+            f"{WEIGHTS_NAME} and {CONFIG_NAME} (made by `python -m minildm train`)"
+        )
+    config = json.loads(path.read_text())
+    if expected_kind is not None and config.get("kind") != expected_kind:
+        raise ValueError(
+            f"checkpoint {str(folder)!r} holds a {config.get('kind')!r} model, expected {expected_kind!r}"
+        )
+    return config
+
+
+def load_weights(folder: str | Path, model: torch.nn.Module) -> torch.nn.Module:
+    """Load ``model.safetensors`` from ``folder`` into ``model``, strictly: a checkpoint made
+    for another configuration fails with the names and shapes that differ."""
+    folder = Path(folder)
+    path = folder / WEIGHTS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {str(folder)!r}")
+    load_state_dict_checked(model, load_file(str(path)), source=str(folder))
+    return model
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(state)`` with an error that says what does not match."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} weights (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected weights (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} with other shapes (e.g. {'; '.join(wrong[:3])})")
+        raise ValueError(f"checkpoint {source!r} does not fit this model configuration: " + ", ".join(parts))
+    model.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------- training state
+
+
+def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able rest."""
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {"param_groups": opt_state["param_groups"], "state": {}}
+    for idx, entry in opt_state["state"].items():
+        plain["state"][str(idx)] = {}
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{idx}.{name}"] = value
+            else:
+                plain["state"][str(idx)][name] = value
+    return tensors, plain
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> dict:
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in plain["state"].items()}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def save_training_state(
+    path: str | Path,
+    model: torch.nn.Module,
+    ema_state: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: dict,
+) -> None:
+    """Everything needed to resume, in one safetensors file written atomically."""
+    opt_tensors, opt_plain = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema_state.items()}
+    tensors |= opt_tensors
+    metadata = {"step": str(step), "optimizer": json.dumps(opt_plain), "config": json.dumps(config)}
+    _atomic_write(Path(path), lambda tmp: save_file(_contiguous(tensors), tmp, metadata=metadata))
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a training state: ``{"model", "ema", "optimizer", "step", "config"}``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training state at {str(path)!r}; nothing to resume")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    return {
+        "model": part("model."),
+        "ema": part("ema."),
+        "optimizer": _unflatten_optimizer(part("optimizer."), json.loads(metadata["optimizer"])),
+        "step": int(metadata["step"]),
+        "config": json.loads(metadata["config"]),
+    }

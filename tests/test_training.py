@@ -1,0 +1,118 @@
+"""Training loop: exact resume, atomic checkpoints, clear errors for the wrong checkpoint."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+import minildm.checkpoints as ckpt
+from minildm.nn import UNetConfig, UNetModel
+from minildm.tasks import build_model, load_pretrained, toy2d_task
+from minildm.training import EMA, TrainConfig, lr_at, train
+
+
+def _toy(steps=20):
+    task = toy2d_task("quick", seed=3)
+    cfg = replace(task.train_config, steps=steps, batch_size=64, checkpoint_every=5, warmup_steps=4)
+    return task, cfg
+
+
+def _flat(model):
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values()])
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    task, cfg = _toy()
+    full, full_ema, _ = train(
+        task.model, task.loss, cfg, task.config, run_dir=tmp_path / "a", show_progress=False
+    )
+
+    task2, _ = _toy()
+    train(
+        task2.model, task2.loss, cfg, task2.config, run_dir=tmp_path / "b", stop_after=12, show_progress=False
+    )
+    assert ckpt.load_training_state(tmp_path / "b" / ckpt.STATE_NAME)["step"] == 12
+    task3, _ = _toy()  # a fresh process would start from a freshly built model
+    resumed, resumed_ema, result = train(
+        task3.model, task3.loss, cfg, task3.config, run_dir=tmp_path / "b", resume=True, show_progress=False
+    )
+    assert result.steps_done == 8
+    assert torch.equal(_flat(full), _flat(resumed))
+    assert all(torch.equal(full_ema.shadow[k], resumed_ema.shadow[k]) for k in full_ema.shadow)
+
+
+def test_loss_falls_and_checkpoint_loads(tmp_path):
+    task, cfg = _toy(steps=150)
+    _, ema, result = train(
+        task.model, task.loss, cfg, task.config, out_dir=tmp_path / "out", show_progress=False
+    )
+    assert sum(result.losses[-20:]) / 20 < 0.7 * sum(result.losses[:5]) / 5
+    model, scheduler, config = load_pretrained("toy2d", tmp_path / "out")
+    assert config["steps_trained"] == 150 and config["training"]["steps"] == 150
+    assert torch.equal(model.state_dict()["net.0.weight"], ema.shadow["net.0.weight"])
+    assert not model.training and scheduler.config.num_train_timesteps == 1000
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    ckpt.save_model(tmp_path, model.state_dict(), {"kind": "x"})
+    before = (tmp_path / ckpt.WEIGHTS_NAME).read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_model(tmp_path, torch.nn.Linear(2, 2).state_dict(), {"kind": "x"})
+    assert (tmp_path / ckpt.WEIGHTS_NAME).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.CONFIG_NAME, ckpt.WEIGHTS_NAME]
+
+
+def test_checkpoint_for_another_model_is_refused(tmp_path):
+    small = UNetConfig(model_channels=16, channel_mult=(1, 2), attention_levels=(1,))
+    config = {"kind": "pixel_ddpm", "model": {"unet": small.to_dict()}, "scheduler": {}}
+    ckpt.save_model(tmp_path, UNetModel(small).state_dict(), config)
+    with pytest.raises(ValueError, match="holds a 'pixel_ddpm' model, expected 'toy2d'"):
+        load_pretrained("toy2d", tmp_path)
+    other = UNetModel(UNetConfig(model_channels=32, channel_mult=(1, 2), attention_levels=(1,)))
+    with pytest.raises(ValueError, match="does not fit this model configuration.*other shapes"):
+        ckpt.load_weights(tmp_path, other)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_pretrained("toy2d", tmp_path / "missing")
+    with pytest.raises(ValueError, match="unknown checkpoint kind 'vae'"):
+        build_model({"kind": "vae"})
+
+
+def test_resume_refuses_another_task(tmp_path):
+    task, cfg = _toy(steps=5)
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
+    other = dict(task.config, kind="pixel_ddpm")
+    with pytest.raises(ValueError, match="cannot resume"):
+        train(task.model, task.loss, cfg, other, run_dir=tmp_path, resume=True, show_progress=False)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(
+            task.model,
+            task.loss,
+            cfg,
+            task.config,
+            run_dir=tmp_path / "new",
+            resume=True,
+            show_progress=False,
+        )
+
+
+def test_ema_and_schedule():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=10_000)
+    assert ema.shadow["weight"].item() == pytest.approx(0.1)
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(99, cfg) == pytest.approx(0.1, abs=1e-3)
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        TrainConfig(steps=0)
