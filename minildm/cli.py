@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     p_train.add_argument("--batch-size", type=int, default=None)
     p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--data-size", type=int, default=None, help="number of training images (pixel)")
     p_train.add_argument(
         "--run-dir",
         type=Path,
@@ -109,7 +110,10 @@ def train_command(args: argparse.Namespace) -> None:
 
     budget = get_budget(args.budget)
     seed_everything(args.seed)
-    task = TASKS[args.what](budget, seed=args.seed)
+    extra = {"data_size": args.data_size} if args.data_size is not None else {}
+    if extra and args.what != "pixel":
+        raise ValueError(f"--data-size applies to 'pixel' only, not {args.what!r}")
+    task = TASKS[args.what](budget, seed=args.seed, **extra)
     cfg = task.train_config
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)

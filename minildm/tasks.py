@@ -115,7 +115,7 @@ PIXEL_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.0, "ima
 PIXEL_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=32, lr=3e-4, warmup_steps=10, checkpoint_every=40),
     "full": TrainConfig(
-        steps=2500, batch_size=64, lr=3e-4, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
+        steps=2000, batch_size=64, lr=3e-4, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
     ),
 }
 

@@ -275,3 +275,32 @@ def score(images, captions: list[str]) -> dict:
         "heldout": frac([v for v, s in zip(verdicts, specs) if s.is_heldout]),
         "verdicts": verdicts,
     }
+
+
+def clean_object_report(images) -> dict:
+    """Judge *unconditional* samples (no caption to check): the fraction that show exactly one
+    object whose shape and size the judge recognises (``"clean"``), and the mix of shapes,
+    colours, sizes and positions among those, to compare with the training data's (uniform) mix.
+
+    ``images``: uint8 (B, H, W, 3), or float (B, 3, H, W) in [-1, 1]."""
+    from collections import Counter
+
+    if isinstance(images, torch.Tensor) and images.is_floating_point():
+        from minildm.utils import to_uint8
+
+        images = to_uint8(images)
+    found = [detect_objects(img) for img in images]
+    clean = [
+        objs[0]
+        for objs in found
+        if len(objs) == 1 and objs[0].shape != "unknown" and objs[0].size != "unknown"
+    ]
+    return {
+        "clean": len(clean) / max(1, len(found)),
+        "n": len(found),
+        "objects_per_image": dict(sorted(Counter(len(objs) for objs in found).items())),
+        "shapes": dict(Counter(o.shape for o in clean)),
+        "colours": dict(Counter(o.colour for o in clean)),
+        "sizes": dict(Counter(o.size for o in clean)),
+        "positions": dict(Counter(o.position for o in clean)),
+    }

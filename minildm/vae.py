@@ -1,0 +1,506 @@
+"""The VAE of latent diffusion: an image <-> a small latent, and the Gaussian in between.
+
+Stable Diffusion does not diffuse pixels. A variational autoencoder (Kingma & Welling, 2014),
+trained once and then frozen, squeezes an image into a latent with far fewer numbers
+(SD: 3x512x512 -> 4x64x64, 48x fewer), the U-Net diffuses in that latent space, and the
+decoder maps the result back to pixels (Rombach et al., 2022, "High-Resolution Image
+Synthesis with Latent Diffusion Models").
+
+    x [B, 3, H, W]
+      Encoder: conv_in, ResnetBlocks, stride-2 convs, middle (ResnetBlock, AttnBlock,
+               ResnetBlock), GroupNorm-SiLU-conv_out      -> [B, 2 * z, H/f, W/f]
+      quant_conv (1x1)                                   -> mean and log-variance of q(z | x)
+      DiagonalGaussianDistribution: z = mean + std * eps  (the reparameterisation trick)
+      post_quant_conv (1x1), Decoder (the mirror image)  -> reconstruction [B, 3, H, W]
+
+with f = ``downsample_factor`` = 2 ** (len(ch_mult) - 1).
+
+Autoencoder or VAE? The plain autoencoder of lesson 04 is the *same network* used
+deterministically: take ``encode(x).mode()`` (the mean) and train with ``kl_weight = 0``. The
+KL term (a very small weight, 1e-6 as in SD) only keeps the latent near N(0, I) so that it does
+not drift to arbitrary scales; the scale that is left is measured from data by
+:func:`estimate_scale_factor` (SD's 0.18215).
+
+Names follow CompVis' ``ldm/models/autoencoder.py`` and ``ldm/modules/diffusionmodules/model.py``:
+``AutoencoderKL`` (``encoder``, ``decoder``, ``quant_conv``, ``post_quant_conv``), ``Encoder``,
+``Decoder`` (``conv_in``, ``down``/``up``, ``mid``, ``norm_out``, ``conv_out``), ``ResnetBlock``
+(``norm1``, ``conv1``, ``norm2``, ``conv2``, ``nin_shortcut``), ``AttnBlock`` (``q``, ``k``, ``v``,
+``proj_out``) and ``DiagonalGaussianDistribution``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minildm.nn.unet import Downsample, Upsample
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _norm(norm_groups: int, channels: int) -> nn.GroupNorm:
+    if channels % norm_groups:
+        raise ValueError(f"norm_groups ({norm_groups}) must divide the number of channels ({channels})")
+    return nn.GroupNorm(norm_groups, channels, eps=1e-6)
+
+
+def compression_ratio(image_shape: tuple[int, ...], latent_shape: tuple[int, ...]) -> float:
+    """How many numbers of the image one number of the latent stands for.
+
+    ``compression_ratio((3, 512, 512), (4, 64, 64)) == 48.0`` (Stable Diffusion);
+    ``compression_ratio((3, 32, 32), (4, 8, 8)) == 12.0`` (our default VAE).
+    """
+    for name, shape in (("image_shape", image_shape), ("latent_shape", latent_shape)):
+        if len(shape) == 0 or not all(_is_positive_int(s) for s in shape):
+            raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {shape!r}")
+    return math.prod(image_shape) / math.prod(latent_shape)
+
+
+@dataclass
+class VAEConfig:
+    """Everything that defines an :class:`AutoencoderKL`; the defaults run on a laptop CPU.
+
+    Attributes:
+        in_channels, out_channels: image channels in and out (3 for RGB).
+        z_channels: latent channels (4, as in SD).
+        ch: channels after ``conv_in``; level ``i`` has ``ch * ch_mult[i]``.
+        ch_mult: one multiplier per resolution level; ``len(ch_mult) - 1`` stride-2 downsamplings.
+        num_res_blocks: ResnetBlocks per level in the encoder (``num_res_blocks + 1`` in the decoder).
+        attn_in_middle: put a single-head self-attention over the pixels in the middle blocks.
+        norm_groups: GroupNorm groups; must divide every channel count.
+        image_size: the image size the model is meant for (any divisible size is accepted).
+    """
+
+    in_channels: int = 3
+    out_channels: int = 3
+    z_channels: int = 4
+    ch: int = 32
+    ch_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attn_in_middle: bool = True
+    norm_groups: int = 8
+    image_size: int = 32
+
+    def __post_init__(self) -> None:
+        self.ch_mult = tuple(self.ch_mult)  # JSON gives lists
+        for name in (
+            "in_channels",
+            "out_channels",
+            "z_channels",
+            "ch",
+            "num_res_blocks",
+            "norm_groups",
+            "image_size",
+        ):
+            value = getattr(self, name)
+            if not _is_positive_int(value):
+                raise ValueError(f"VAEConfig.{name} must be a positive int, got {value!r}")
+        if not self.ch_mult or not all(_is_positive_int(m) for m in self.ch_mult):
+            raise ValueError(
+                f"VAEConfig.ch_mult must be a non-empty tuple of positive ints, got {self.ch_mult!r}"
+            )
+        if not isinstance(self.attn_in_middle, bool):
+            raise ValueError(f"VAEConfig.attn_in_middle must be a bool, got {self.attn_in_middle!r}")
+        bad = sorted(c for c in {self.ch} | {self.ch * m for m in self.ch_mult} if c % self.norm_groups)
+        if bad:
+            raise ValueError(
+                f"VAEConfig.norm_groups ({self.norm_groups}) must divide every channel count, but not {bad}"
+            )
+
+    @property
+    def downsample_factor(self) -> int:
+        """f = 2 ** (len(ch_mult) - 1): the latent is f times smaller in height and width."""
+        return 2 ** (len(self.ch_mult) - 1)
+
+    def latent_shape(self, image_shape: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+        """``(C, H, W)`` of an image -> ``(z_channels, H / f, W / f)`` of its latent.
+
+        Default image: ``(in_channels, image_size, image_size)``.
+        """
+        if image_shape is None:
+            image_shape = (self.in_channels, self.image_size, self.image_size)
+        if len(image_shape) != 3 or not all(_is_positive_int(s) for s in image_shape):
+            raise ValueError(f"image_shape must be (C, H, W) with positive ints, got {image_shape!r}")
+        _, h, w = image_shape
+        f = self.downsample_factor
+        if h % f or w % f:
+            raise ValueError(f"image height and width must be divisible by {f}, got {h}x{w}")
+        return (self.z_channels, h // f, w // f)
+
+    def compression_ratio(self, image_shape: tuple[int, int, int] | None = None) -> float:
+        """Numbers in the image / numbers in its latent (12 for 3x32x32 -> 4x8x8; SD: 48)."""
+        if image_shape is None:
+            image_shape = (self.in_channels, self.image_size, self.image_size)
+        return compression_ratio(tuple(image_shape), self.latent_shape(image_shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown VAEConfig keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**d)
+
+
+class DiagonalGaussianDistribution:
+    """q(z | x) = N(mean, diag(var)): the encoder's output read as a Gaussian per latent number.
+
+    Args:
+        parameters: ``[B, 2 * z_channels, h, w]``; the first half of the channels is the mean,
+            the second half the log-variance (clamped to [-30, 20] so that exp() stays finite).
+    """
+
+    def __init__(self, parameters: torch.Tensor) -> None:
+        if not torch.is_tensor(parameters) or parameters.dim() != 4 or parameters.shape[1] % 2:
+            shape = tuple(parameters.shape) if torch.is_tensor(parameters) else type(parameters).__name__
+            raise ValueError(f"parameters must be a 4-D tensor [B, 2 * z_channels, h, w], got {shape}")
+        self.parameters = parameters
+        self.mean, logvar = torch.chunk(parameters, 2, dim=1)
+        self.logvar = torch.clamp(logvar, -30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)  # sigma = exp(log sigma^2 / 2)
+        self.var = torch.exp(self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mean + std * eps, eps ~ N(0, I): the reparameterisation trick.
+
+        The randomness sits in eps, which does not depend on the parameters, so gradients flow
+        through ``mean`` and ``std`` to the encoder. eps is drawn on the generator's device (the
+        CPU by default) and then moved, so a seed gives the same latent on every device.
+        """
+        device = generator.device if generator is not None else torch.device("cpu")
+        eps = torch.randn(self.mean.shape, generator=generator, device=device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps.to(self.mean.device)
+
+    def mode(self) -> torch.Tensor:
+        """The most likely z: the mean (a deterministic encoder, i.e. a plain autoencoder)."""
+        return self.mean
+
+    def kl(self, other: DiagonalGaussianDistribution | None = None) -> torch.Tensor:
+        """KL(self || other) per sample, summed over C, H, W: a tensor ``[B]`` (in nats).
+
+        To the prior N(0, I) (``other=None``):
+            KL = 1/2 * sum(mu^2 + sigma^2 - 1 - log sigma^2)
+        which is zero exactly when mu = 0 and sigma = 1, positive otherwise. Between two
+        diagonal Gaussians:
+            KL = 1/2 * sum((mu1 - mu2)^2 / var2 + var1 / var2 - 1 - log var1 + log var2)
+        """
+        dims = [1, 2, 3]
+        if other is None:
+            return 0.5 * torch.sum(self.mean**2 + self.var - 1.0 - self.logvar, dim=dims)
+        if other.mean.shape != self.mean.shape:
+            raise ValueError(
+                f"other must have the same shape as this distribution {tuple(self.mean.shape)}, "
+                f"got {tuple(other.mean.shape)}"
+            )
+        return 0.5 * torch.sum(
+            (self.mean - other.mean) ** 2 / other.var
+            + self.var / other.var
+            - 1.0
+            - self.logvar
+            + other.logvar,
+            dim=dims,
+        )
+
+    def nll(self, sample: torch.Tensor) -> torch.Tensor:
+        """-log q(sample) per sample, summed over C, H, W: a tensor ``[B]``.
+
+        -log N(z; mu, sigma^2) = 1/2 * sum(log(2 pi) + log sigma^2 + (z - mu)^2 / sigma^2)
+        """
+        if sample.shape != self.mean.shape:
+            raise ValueError(f"sample must have shape {tuple(self.mean.shape)}, got {tuple(sample.shape)}")
+        log_two_pi = math.log(2.0 * math.pi)
+        return 0.5 * torch.sum(log_two_pi + self.logvar + (sample - self.mean) ** 2 / self.var, dim=[1, 2, 3])
+
+
+class ResnetBlock(nn.Module):
+    """The VAE's residual block: the U-Net's ResBlock without the timestep embedding.
+
+    h = conv1(SiLU(norm1(x)))
+    h = conv2(SiLU(norm2(h)))
+    out = nin_shortcut(x) + h        # nin_shortcut: 1x1 conv when channels change, else identity
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_groups: int = 8) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not _is_positive_int(value):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.norm1 = _norm(norm_groups, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = _norm(norm_groups, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        same = in_channels == out_channels
+        self.nin_shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in_channels, H, W]`` -> ``[B, out_channels, H, W]``."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.nin_shortcut(x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over the pixels of a feature map, with a residual connection.
+
+    Every pixel is a token of width C: Q = W_q x, K = W_k x, V = W_v x (1x1 convs), then
+        out = x + proj_out(softmax(Q^T K / sqrt(C)) V)
+    Attention costs (H * W)^2, so the VAE uses it only at the lowest resolution.
+    """
+
+    def __init__(self, channels: int, norm_groups: int = 8) -> None:
+        super().__init__()
+        self.norm = _norm(norm_groups, channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H, W]``."""
+        b, c, h, w = x.shape
+        hn = self.norm(x)
+        # [B, C, H, W] -> [B, H*W, C]: one token per pixel
+        q = self.q(hn).reshape(b, c, h * w).transpose(1, 2)
+        k = self.k(hn).reshape(b, c, h * w).transpose(1, 2)
+        v = self.v(hn).reshape(b, c, h * w).transpose(1, 2)
+        # A = softmax(Q K^T / sqrt(C)) over the keys: [B, HW, HW]
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * c**-0.5, dim=-1)
+        out = torch.bmm(attn, v).transpose(1, 2).reshape(b, c, h, w)
+        return x + self.proj_out(out)
+
+
+def _mid_block(channels: int, cfg: VAEConfig) -> nn.Module:
+    """ResnetBlock, AttnBlock (or nothing), ResnetBlock at the lowest resolution."""
+    mid = nn.Module()
+    mid.block_1 = ResnetBlock(channels, channels, cfg.norm_groups)
+    mid.attn_1 = AttnBlock(channels, cfg.norm_groups) if cfg.attn_in_middle else nn.Identity()
+    mid.block_2 = ResnetBlock(channels, channels, cfg.norm_groups)
+    return mid
+
+
+class Encoder(nn.Module):
+    """Image ``[B, in_channels, H, W]`` -> ``[B, 2 * z_channels, H/f, W/f]`` (mean and log-variance)."""
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        cfg = config
+        self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        ch = cfg.ch
+        for level, mult in enumerate(cfg.ch_mult):
+            stage = nn.Module()
+            blocks = []
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups))
+                ch = cfg.ch * mult
+            stage.block = nn.ModuleList(blocks)
+            # halve H and W after every level but the last: f = 2 ** (levels - 1)
+            stage.downsample = Downsample(ch) if level != len(cfg.ch_mult) - 1 else nn.Identity()
+            self.down.append(stage)
+        self.mid = _mid_block(ch, cfg)
+        self.norm_out = _norm(cfg.norm_groups, ch)
+        # 2 * z_channels: a mean and a log-variance for every latent number
+        self.conv_out = nn.Conv2d(ch, 2 * cfg.z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in_channels, H, W]`` -> ``[B, 2 * z_channels, H/f, W/f]``."""
+        h = self.conv_in(x)
+        for stage in self.down:
+            for block in stage.block:
+                h = block(h)
+            h = stage.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    """Latent ``[B, z_channels, h, w]`` -> image ``[B, out_channels, h*f, w*f]``: the encoder's mirror."""
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        cfg = config
+        ch = cfg.ch * cfg.ch_mult[-1]  # start at the widest, lowest-resolution level
+        self.conv_in = nn.Conv2d(cfg.z_channels, ch, 3, padding=1)
+        self.mid = _mid_block(ch, cfg)
+        # self.up[i] is level i (as in CompVis), built and run from the lowest level upwards
+        up: list[nn.Module] = []
+        for level, mult in reversed(list(enumerate(cfg.ch_mult))):
+            stage = nn.Module()
+            blocks = []
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups))
+                ch = cfg.ch * mult
+            stage.block = nn.ModuleList(blocks)
+            # nearest-neighbour x2 + conv3x3 after every level but the full-resolution one
+            stage.upsample = Upsample(ch) if level != 0 else nn.Identity()
+            up.insert(0, stage)
+        self.up = nn.ModuleList(up)
+        self.norm_out = _norm(cfg.norm_groups, ch)
+        self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``[B, z_channels, h, w]`` -> ``[B, out_channels, h*f, w*f]``."""
+        h = self.conv_in(z)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        for stage in reversed(self.up):
+            for block in stage.block:
+                h = block(h)
+            h = stage.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class AutoencoderKL(nn.Module):
+    """The KL-regularised autoencoder of latent diffusion.
+
+    ``encode(x)`` gives q(z | x) as a :class:`DiagonalGaussianDistribution`; ``decode(z)`` gives
+    the image. Used deterministically (``encode(x).mode()``, trained with ``kl_weight=0``) it is
+    the plain autoencoder.
+    """
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config if config is not None else VAEConfig()
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        # 1x1 convs between the networks and the latent (CompVis' names, from VQ-GAN's "quantisation")
+        self.quant_conv = nn.Conv2d(2 * cfg.z_channels, 2 * cfg.z_channels, 1)
+        self.post_quant_conv = nn.Conv2d(cfg.z_channels, cfg.z_channels, 1)
+
+    def _check_image(self, x: torch.Tensor) -> None:
+        cfg = self.config
+        expected = f"[B, {cfg.in_channels}, H, W] with H and W divisible by {cfg.downsample_factor}"
+        if not torch.is_tensor(x) or x.dim() != 4:
+            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"x must be an image batch {expected}, got {got}")
+        _, c, h, w = x.shape
+        if c != cfg.in_channels or h % cfg.downsample_factor or w % cfg.downsample_factor:
+            raise ValueError(
+                f"x must be an image batch {expected} (downsample_factor = 2 ** (len(ch_mult) - 1) "
+                f"for ch_mult={cfg.ch_mult}), got {tuple(x.shape)}"
+            )
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussianDistribution:
+        """Image ``[B, in_channels, H, W]`` -> q(z | x) over latents ``[B, z_channels, H/f, W/f]``."""
+        self._check_image(x)
+        return DiagonalGaussianDistribution(self.quant_conv(self.encoder(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent ``[B, z_channels, h, w]`` -> image ``[B, out_channels, h*f, w*f]``.
+
+        ``z`` is the *unscaled* latent: divide a diffusion latent by the scale factor first.
+        """
+        zc = self.config.z_channels
+        if not torch.is_tensor(z) or z.dim() != 4 or z.shape[1] != zc:
+            got = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
+            raise ValueError(f"z must be a latent batch [B, z_channels={zc}, h, w], got {got}")
+        return self.decoder(self.post_quant_conv(z))
+
+    def forward(
+        self, x: torch.Tensor, sample_posterior: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
+        """Encode, sample z (or take the mode), decode: returns ``(reconstruction, posterior)``."""
+        posterior = self.encode(x)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self.decode(z), posterior
+
+
+def vae_loss(
+    reconstruction: torch.Tensor,
+    x: torch.Tensor,
+    posterior: DiagonalGaussianDistribution,
+    kl_weight: float = 1e-6,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The VAE training objective, normalised per input number:
+
+        loss = MSE(reconstruction, x) + kl_weight * KL(q(z|x) || N(0, I)) / (C * H * W)
+
+    - MSE is the mean over all elements (= -log p(x|z) for a Gaussian decoder, up to constants).
+    - KL is summed over the latent of each sample and averaged over the batch, then divided by
+      the number of *input* numbers per sample, C * H * W. Multiplying the whole loss by
+      C * H * W gives CompVis' form (reconstruction summed per image + kl_weight * KL per
+      image), so ``kl_weight`` means what it means in SD's configs (1e-6) while the loss keeps
+      the familiar MSE scale.
+
+    Stable Diffusion's VAE adds an LPIPS perceptual loss and a patch-GAN discriminator: with
+    MSE alone, a decoder of natural images averages over the textures it cannot pin down and
+    blurs them. Our shapes world is flat colours with sharp edges and no texture, which MSE
+    reconstructs well, so we skip both (and the training stays a few minutes on a CPU).
+
+    Returns:
+        ``(loss, logs)`` with logs ``{"mse", "kl", "loss"}`` as floats; ``"kl"`` is the mean KL
+        per sample in nats (before the division by C * H * W).
+    """
+    if reconstruction.shape != x.shape:
+        raise ValueError(
+            f"reconstruction must have the shape of x {tuple(x.shape)}, got {tuple(reconstruction.shape)}"
+        )
+    if kl_weight < 0:
+        raise ValueError(f"kl_weight must be >= 0, got {kl_weight!r}")
+    mse = F.mse_loss(reconstruction, x)  # mean over B * C * H * W numbers
+    kl = posterior.kl().mean()  # sum over the latent, mean over the batch (nats per image)
+    numel_per_sample = x[0].numel()  # C * H * W
+    loss = mse + kl_weight * kl / numel_per_sample
+    return loss, {"mse": mse.item(), "kl": kl.item(), "loss": loss.item()}
+
+
+@torch.no_grad()
+def estimate_scale_factor(
+    vae: AutoencoderKL,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    use_mode: bool = False,
+    generator: torch.Generator | None = None,
+) -> float:
+    """The factor that gives the diffusion model unit-variance latents: 1 / std(z).
+
+    Rombach et al. (2022, appendix G) rescale the KL-regularised latent by 1 / sigma_hat, with
+    sigma_hat^2 = 1/(bchw) * sum (z - mu_hat)^2 estimated on the first batch of data. SD's
+    0.18215 is that number for SD's VAE on its training images (its latents have std ~5.49);
+    it is not a constant of nature, and a VAE of our own needs its own, measured here.
+
+    Args:
+        vae: the (trained) autoencoder; run in eval mode without gradients.
+        images: ``[N, in_channels, H, W]``, the images to measure on.
+        batch_size: images per encoder call.
+        use_mode: take the mean of q(z|x) instead of a sample (the sample is what SD diffuses).
+        generator: for the samples, to make the estimate reproducible.
+
+    Returns:
+        ``1 / std`` of all latent numbers, so that ``scale_factor * z`` has std 1.
+    """
+    if not _is_positive_int(batch_size):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a non-empty tensor [N, C, H, W], got {got}")
+    param = next(vae.parameters())
+    was_training = vae.training
+    vae.eval()
+    try:
+        latents = []
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start : start + batch_size].to(param.device, param.dtype)
+            posterior = vae.encode(batch)
+            z = posterior.mode() if use_mode else posterior.sample(generator)
+            latents.append(z.float().cpu())
+    finally:
+        vae.train(was_training)
+    # sigma_hat: std over every number of every latent, around their mean
+    std = torch.cat(latents).std(correction=0).item()
+    if not std > 0:
+        raise ValueError(f"the latents have std {std}: cannot scale them to unit variance")
+    return 1.0 / std

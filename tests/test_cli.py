@@ -1,0 +1,40 @@
+"""The command line: demo and train."""
+
+import json
+
+import pytest
+
+from minildm.cli import main
+
+
+def test_demo_writes_its_picture(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
+
+
+def test_train_then_resume(tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "out"
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "6", "--run-dir", str(run), "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "toy2d" and config["steps_trained"] == 6
+    assert main([*args[:5], "9", *args[6:], "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["steps_trained"] == 9
+    assert "done: 3 steps" in capsys.readouterr().out
+
+
+def test_train_pixel_runs_a_step(tmp_path):
+    out = tmp_path / "out"
+    args = ["train", "pixel", "--budget", "quick", "--steps", "1", "--batch-size", "2", "--data-size", "16"]
+    assert main([*args, "--run-dir", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["kind"] == "pixel_ddpm"
+
+
+def test_bad_arguments(monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["train", "vae"])
+    monkeypatch.setenv("MINILDM_BUDGET", "huge")
+    with pytest.raises(ValueError, match="MINILDM_BUDGET"):
+        main(["train", "toy2d", "--steps", "1"])
