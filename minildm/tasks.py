@@ -162,7 +162,7 @@ def build_model(config: dict) -> torch.nn.Module:
     """The (untrained) model a checkpoint config describes."""
     kind = config.get("kind")
     if kind == "toy2d":
-        return MLPDenoiser(MLPConfig(**config["model"]["mlp"]))
+        return MLPDenoiser(MLPConfig.from_dict(config["model"]["mlp"]))
     if kind == "pixel_ddpm":
         return UNetModel(UNetConfig.from_dict(config["model"]["unet"]))
     raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'toy2d' or 'pixel_ddpm'")

@@ -30,15 +30,14 @@ Names follow CompVis' ``ldm/models/autoencoder.py`` and ``ldm/modules/diffusionm
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minildm.config import ConfigMixin
 from minildm.nn.unet import Downsample, Upsample
 
 
@@ -65,7 +64,7 @@ def compression_ratio(image_shape: tuple[int, ...], latent_shape: tuple[int, ...
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(ConfigMixin):
     """Everything that defines an :class:`AutoencoderKL`; the defaults run on a laptop CPU.
 
     Attributes:
@@ -140,20 +139,6 @@ class VAEConfig:
         if image_shape is None:
             image_shape = (self.in_channels, self.image_size, self.image_size)
         return compression_ratio(tuple(image_shape), self.latent_shape(image_shape))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown VAEConfig keys {unknown}; expected a subset of {sorted(known)}")
-        return cls(**d)
 
 
 class DiagonalGaussianDistribution:

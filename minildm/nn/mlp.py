@@ -6,23 +6,21 @@ embedding of $t$ go in, a 2-D noise estimate comes out. Images need a U-Net; poi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from minildm.config import ConfigMixin
 from minildm.nn.embeddings import timestep_embedding
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(ConfigMixin):
     dim: int = 2
     hidden: int = 128
     layers: int = 3
     time_dim: int = 32
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class MLPDenoiser(nn.Module):

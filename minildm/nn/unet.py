@@ -23,14 +23,13 @@ Names follow CompVis' ``ldm/modules/diffusionmodules/openaimodel.py``: ``ResBloc
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minildm.config import ConfigMixin
 from minildm.nn.attention import SpatialTransformer
 from minildm.nn.embeddings import TimestepEmbedding
 
@@ -132,7 +131,7 @@ class TimestepEmbedSequential(nn.Sequential):
 
 
 @dataclass
-class UNetConfig:
+class UNetConfig(ConfigMixin):
     """Everything that defines a :class:`UNetModel`; the defaults run on a laptop CPU.
 
     Attributes:
@@ -224,20 +223,6 @@ class UNetConfig:
     def resolved_time_embed_dim(self) -> int:
         """``time_embed_dim``, or ``4 * model_channels`` when it is None."""
         return self.time_embed_dim if self.time_embed_dim is not None else 4 * self.model_channels
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys {unknown}; expected a subset of {sorted(known)}")
-        return cls(**d)
 
 
 class UNetModel(nn.Module):
