@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--seed", type=int, default=0)
     p_train = commands.add_parser("train", help="train a model and write its checkpoint")
     p_train.add_argument(
-        "what", choices=["toy2d", "pixel"], help="toy2d: lesson 02's MLP; pixel: lesson 03's U-Net"
+        "what",
+        choices=["toy2d", "pixel", "vae", "latent"],
+        help="toy2d: lesson 02's MLP; pixel: lesson 03's U-Net; vae: lesson 04; latent: lesson 05's DDPM",
     )
     p_train.add_argument(
         "--budget",
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     p_train.add_argument("--batch-size", type=int, default=None)
     p_train.add_argument("--seed", type=int, default=0)
-    p_train.add_argument("--data-size", type=int, default=None, help="number of training images (pixel)")
+    p_train.add_argument("--data-size", type=int, default=None, help="number of training images")
     p_train.add_argument(
         "--run-dir",
         type=Path,
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     from minildm.tasks import TASKS
     from minildm.training import train
@@ -111,8 +113,8 @@ def train_command(args: argparse.Namespace) -> None:
     budget = get_budget(args.budget)
     seed_everything(args.seed)
     extra = {"data_size": args.data_size} if args.data_size is not None else {}
-    if extra and args.what != "pixel":
-        raise ValueError(f"--data-size applies to 'pixel' only, not {args.what!r}")
+    if extra and args.what == "toy2d":
+        raise ValueError("--data-size applies to the image tasks (pixel, vae, latent), not 'toy2d'")
     task = TASKS[args.what](budget, seed=args.seed, **extra)
     cfg = task.train_config
     if args.steps is not None:
@@ -122,7 +124,7 @@ def train_command(args: argparse.Namespace) -> None:
     run_dir = args.run_dir or Path("runs") / args.what
     out = args.out or Path("outputs") / "checkpoints" / task.kind
     print(f"training {task.kind} ({budget} budget: {cfg.steps} steps of {cfg.batch_size}) -> {out}")
-    _, _, result = train(
+    _, ema, result = train(
         task.model,
         task.loss,
         cfg,
@@ -132,6 +134,16 @@ def train_command(args: argparse.Namespace) -> None:
         resume=args.resume,
         device=args.device,
     )
+    if task.finalize is not None:
+        from minildm.checkpoints import save_model
+
+        model = task.model
+        model.load_state_dict(ema.state_dict())
+        extra = task.finalize(model)
+        save_model(
+            out, ema.state_dict(), dict(task.config, training=asdict(cfg), steps_trained=cfg.steps, **extra)
+        )
+        print("added to the checkpoint's config:", extra)
     tail = result.losses[-50:]
     print(
         f"done: {result.steps_done} steps in {result.seconds:.0f} s ({result.items_per_second:.0f} "

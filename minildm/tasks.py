@@ -5,7 +5,9 @@ from the step's generator, the config stored with its checkpoints, and the train
 each budget:
 
 - ``toy2d``: the MLP noise predictor of lesson 02 on the two-peak ("cats and dogs") data;
-- ``pixel``: the U-Net of lesson 03, a pixel-space DDPM on one-object shapes-world images.
+- ``pixel``: the U-Net of lesson 03, a pixel-space DDPM on one-object shapes-world images;
+- ``vae``: the ``AutoencoderKL`` of lesson 04 on shapes-world images (one and two objects);
+- ``latent``: lesson 05's DDPM on the VAE's scaled latents of one-object images.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.samplers import DDPMScheduler
 from minildm.training import TrainConfig
 from minildm.utils import get_device
+from minildm.vae import AutoencoderKL, VAEConfig, estimate_scale_factor, vae_loss
 
 
 def checkpoint_dir() -> Path:
@@ -41,6 +44,9 @@ class Task:
     loss: Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]
     config: dict  # stored in config.json: enough to rebuild the model and its scheduler
     train_config: TrainConfig
+    #: called after training with the model holding its EMA weights; returns entries to add to
+    #: the checkpoint's config (the VAE's scale factor, estimated from data)
+    finalize: Callable[[torch.nn.Module], dict] | None = None
 
 
 def scheduler_from_config(config: dict) -> DDPMScheduler:
@@ -140,7 +146,134 @@ def pixel_task(budget: str = "quick", seed: int = 0, data_size: int | None = Non
     return Task("pixel_ddpm", UNetModel(PIXEL_UNET), _diffusion_loss_fn(images, scheduler), config, cfg)
 
 
-TASKS: dict[str, Callable[..., Task]] = {"toy2d": toy2d_task, "pixel": pixel_task}
+# ------------------------------------------------------------------------------ vae
+
+#: Channels 16, 32, 64 at 32, 16 and 8 pixels: cheap at full resolution, where a CPU spends its time.
+VAE_CONFIG = VAEConfig(ch=16, ch_mult=(1, 2, 4), z_channels=4, num_res_blocks=1, image_size=32)
+VAE_KL_WEIGHT = 1e-5
+VAE_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.3, "image_size": 32}
+VAE_BUDGETS = {
+    "quick": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10, checkpoint_every=40),
+    "full": TrainConfig(
+        steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
+    ),
+}
+
+
+def vae_task(budget: str = "quick", seed: int = 0, data_size: int | None = None) -> Task:
+    data_cfg = dict(VAE_DATA, seed=seed, size=data_size or VAE_DATA["size"])
+    images = ShapesDataset(
+        data_cfg["size"],
+        seed=seed,
+        image_size=data_cfg["image_size"],
+        two_object_fraction=data_cfg["two_object_fraction"],
+    ).tensors()
+    config = {
+        "kind": "vae",
+        "model": {"vae": VAE_CONFIG.to_dict()},
+        "kl_weight": VAE_KL_WEIGHT,
+        "data": data_cfg,
+    }
+
+    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        device = next(model.parameters()).device
+        x = images[torch.randint(len(images), (batch_size,), generator=generator)].to(device)
+        reconstruction, posterior = model(x, sample_posterior=True, generator=generator)
+        return vae_loss(reconstruction, x, posterior, kl_weight=VAE_KL_WEIGHT)[0]
+
+    def finalize(model: torch.nn.Module) -> dict:
+        # SD's 0.18215 was estimated the same way: 1 / std of the latents of training images
+        sample = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:4096]]
+        device = next(model.parameters()).device
+        scale = estimate_scale_factor(
+            model.eval(), sample.to(device), generator=torch.Generator().manual_seed(seed)
+        )
+        return {"scale_factor": scale}
+
+    cfg = _with_seed(VAE_BUDGETS[_check_budget(budget)], seed)
+    torch.manual_seed(seed)
+    return Task("vae", AutoencoderKL(VAE_CONFIG), loss, config, cfg, finalize)
+
+
+# ------------------------------------------------------------------------------ latent
+
+LATENT_UNET = UNetConfig(
+    in_channels=4,
+    out_channels=4,
+    model_channels=64,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_levels=(1,),
+    image_size=8,
+)
+LATENT_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.0, "image_size": 32}
+LATENT_BUDGETS = {
+    "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
+    "full": TrainConfig(
+        steps=4000, batch_size=128, lr=3e-4, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
+    ),
+}
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 256):
+    """The posterior of every image: ``(mean, std)``, each ``[N, z, h, w]``, unscaled."""
+    means, stds = [], []
+    device = next(vae.parameters()).device
+    for i in range(0, len(images), batch_size):
+        posterior = vae.encode(images[i : i + batch_size].to(device))
+        means.append(posterior.mean.cpu())
+        stds.append(posterior.std.cpu())
+    return torch.cat(means), torch.cat(stds)
+
+
+def latent_task(
+    budget: str = "quick", seed: int = 0, data_size: int | None = None, vae_path: str | Path | None = None
+) -> Task:
+    """DDPM on ``scale_factor * z`` with ``z ~ q(z | x)`` from the shipped (frozen) VAE."""
+    vae, vae_config = load_vae(vae_path)
+    scale = vae_config["scale_factor"]
+    data_cfg = dict(LATENT_DATA, seed=seed, size=data_size or LATENT_DATA["size"])
+    images = ShapesDataset(
+        data_cfg["size"],
+        seed=seed,
+        image_size=data_cfg["image_size"],
+        two_object_fraction=data_cfg["two_object_fraction"],
+    ).tensors()
+    mean, std = encode_dataset(vae, images)
+    scheduler = DDPMScheduler(**PIXEL_SCHEDULER)
+    config = {
+        "kind": "latent_ddpm",
+        "model": {"unet": LATENT_UNET.to_dict()},
+        "scheduler": PIXEL_SCHEDULER,
+        "data": data_cfg,
+        "vae": {"model": vae_config["model"], "scale_factor": scale},
+    }
+    T = scheduler.config.num_train_timesteps
+
+    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        device = next(model.parameters()).device
+        idx = torch.randint(len(mean), (batch_size,), generator=generator)
+        # a fresh sample of the posterior every time: z = mu + sigma * eps, then scaled
+        z0 = scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
+        t = sample_timesteps(batch_size, T, generator=generator)
+        noise = torch.randn(z0.shape, generator=generator)
+        z_t = add_noise(z0, noise, t, scheduler.alphas_cumprod)
+        output = model(z_t.to(device), t.to(device))
+        target_args = (z0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
+        return diffusion_loss(output, *target_args, prediction_type=scheduler.config.prediction_type)
+
+    cfg = _with_seed(LATENT_BUDGETS[_check_budget(budget)], seed)
+    torch.manual_seed(seed)
+    return Task("latent_ddpm", UNetModel(LATENT_UNET), loss, config, cfg)
+
+
+TASKS: dict[str, Callable[..., Task]] = {
+    "toy2d": toy2d_task,
+    "pixel": pixel_task,
+    "vae": vae_task,
+    "latent": latent_task,
+}
 
 
 def _check_budget(budget: str) -> str:
@@ -163,9 +296,14 @@ def build_model(config: dict) -> torch.nn.Module:
     kind = config.get("kind")
     if kind == "toy2d":
         return MLPDenoiser(MLPConfig.from_dict(config["model"]["mlp"]))
-    if kind == "pixel_ddpm":
+    if kind in ("pixel_ddpm", "latent_ddpm"):
         return UNetModel(UNetConfig.from_dict(config["model"]["unet"]))
-    raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'toy2d' or 'pixel_ddpm'")
+    if kind == "vae":
+        return AutoencoderKL(VAEConfig.from_dict(config["model"]["vae"]))
+    raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {sorted(KINDS)}")
+
+
+KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm")
 
 
 def load_pretrained(
@@ -179,3 +317,16 @@ def load_pretrained(
     config = read_config(folder, expected_kind=kind)
     model = load_weights(folder, build_model(config))
     return model.to(get_device(device)).eval(), scheduler_from_config(config), config
+
+
+def load_vae(
+    path: str | Path | None = None, device: str | torch.device | None = None
+) -> tuple[AutoencoderKL, dict]:
+    """Load a trained VAE: ``(model in eval mode, config)``; ``config["scale_factor"]`` is the
+    latent scale estimated from data when it was trained (``python -m minildm train vae``)."""
+    folder = Path(path) if path is not None else checkpoint_dir() / "vae"
+    config = read_config(folder, expected_kind="vae")
+    model = load_weights(folder, build_model(config))
+    if "scale_factor" not in config:
+        raise ValueError(f"VAE checkpoint {str(folder)!r} has no scale_factor in its config.json")
+    return model.to(get_device(device)).eval(), config
