@@ -155,7 +155,7 @@ VAE_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.3, "image
 VAE_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=32, lr=1e-3, warmup_steps=10, checkpoint_every=40),
     "full": TrainConfig(
-        steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
+        steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
     ),
 }
 
@@ -210,7 +210,7 @@ LATENT_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.0, "im
 LATENT_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
     "full": TrainConfig(
-        steps=4000, batch_size=128, lr=3e-4, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
+        steps=2500, batch_size=64, lr=3e-4, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
     ),
 }
 
