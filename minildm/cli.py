@@ -1,7 +1,7 @@
 """The ``minildm`` command (also ``python -m minildm``).
 
-minildm demo [-o outputs/demo.png]     a picture of the shapes world and the forward process
-minildm train {toy2d,pixel} [--budget quick|full] [--steps N] [--resume] ...
+minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lesson 03's model
+minildm train {toy2d,pixel,vae,latent} [--budget quick|full] [--steps N] [--resume] ...
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ DEMO_TIMESTEPS = (0, 50, 100, 200, 300, 500, 700, 999)
 
 
 def demo(output: Path, seed: int = 0) -> Path:
-    """Draw a grid of shapes-world images with their captions and, below it, one image
-    noised by the forward process q(x_t | x_0) at a few timesteps. Returns the path."""
+    """Draw a grid of shapes-world images with their captions, one image noised by the forward
+    process q(x_t | x_0) at a few timesteps, and images sampled from the shipped pixel-space
+    DDPM of lesson 03 (50 steps, on the CPU in a few seconds). Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +25,9 @@ def demo(output: Path, seed: int = 0) -> Path:
     from minildm.data import ShapesDataset
     from minildm.diffusion import add_noise
     from minildm.metrics import score
+    from minildm.samplers import Sampler
     from minildm.schedules import NoiseSchedule
+    from minildm.tasks import load_pretrained
     from minildm.utils import seed_everything, to_uint8
 
     generator = seed_everything(seed)
@@ -34,9 +37,12 @@ def demo(output: Path, seed: int = 0) -> Path:
     x0 = data[0][0].expand(len(DEMO_TIMESTEPS), -1, -1, -1)
     noise = torch.randn(x0.shape, generator=generator)
     noisy = to_uint8(add_noise(x0, noise, torch.tensor(DEMO_TIMESTEPS), schedule.alphas_cumprod))
+    model, scheduler, _ = load_pretrained("pixel_ddpm")
+    samples = Sampler().sample(model, (8, 3, 32, 32), scheduler, 50, generator=generator, progress=False)
+    samples = to_uint8(samples)
 
-    fig = plt.figure(figsize=(11, 5.4))
-    grid = fig.add_gridspec(3, 8, height_ratios=[1, 1, 1], hspace=0.45)
+    fig = plt.figure(figsize=(11, 7.2))
+    grid = fig.add_gridspec(4, 8, height_ratios=[1, 1, 1, 1], hspace=0.45)
     for k in range(12):
         ax = fig.add_subplot(grid[k // 6, k % 6 + 1])
         ax.imshow(data.images[k], interpolation="nearest")
@@ -47,9 +53,15 @@ def demo(output: Path, seed: int = 0) -> Path:
         ax.imshow(noisy[k], interpolation="nearest")
         ax.set_title(f"t = {t}", fontsize=8)
         ax.axis("off")
+    for k in range(8):
+        ax = fig.add_subplot(grid[3, k])
+        ax.imshow(samples[k], interpolation="nearest")
+        ax.set_title("sampled" if k else "lesson 03 DDPM:", fontsize=8)
+        ax.axis("off")
     fig.suptitle(
-        f"The shapes world (judge: {verdict['score']:.0%} of captions satisfied) and the forward "
-        f"process q(x_t | x_0), linear schedule, T = {len(schedule)}",
+        f"The shapes world (judge: {verdict['score']:.0%} of captions satisfied), the forward "
+        f"process q(x_t | x_0) (linear schedule, T = {len(schedule)}),\nand new images sampled "
+        "from noise by the pixel-space DDPM of lesson 03",
         fontsize=10,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
