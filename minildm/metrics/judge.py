@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import colorsys
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from minildm.data.captions import COLOURS, RELATIONS, CaptionSpec, ObjectSpec, p
 
 FOREGROUND_THRESHOLD = 60  # brightest channel above this (of 255) is foreground
 MIN_OBJECT_PIXELS = 6  # at 32 x 32; smaller components are specks, not objects
+SQUARE_CIRCLE_FILL = (1 + math.pi / 4) / 2  # 0.893: midway between a square's fill and a circle's
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,10 @@ def _classify_shape(cover: np.ndarray, width: float, height: float) -> str:
         return "triangle" if 0.4 <= fill <= 0.72 else "unknown"
     if lower < 0.4:
         return "unknown"
-    if fill >= 0.92:
+    # square or circle: whichever ideal fill (1 or pi/4) is nearer, so the boundary is their midpoint
+    if fill >= SQUARE_CIRCLE_FILL:
         return "square"
-    return "circle" if 0.68 <= fill < 0.92 else "unknown"
+    return "circle" if 0.68 <= fill else "unknown"
 
 
 def _position(cx: float, cy: float, side: int) -> str | None:
