@@ -1,6 +1,6 @@
 """The ``minildm`` command (also ``python -m minildm``).
 
-minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lesson 03's model
+minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lessons 03 and 05
 minildm train {toy2d,pixel,vae,latent} [--budget quick|full] [--steps N] [--resume] ...
 """
 
@@ -15,7 +15,8 @@ DEMO_TIMESTEPS = (0, 50, 100, 200, 300, 500, 700, 999)
 def demo(output: Path, seed: int = 0) -> Path:
     """Draw a grid of shapes-world images with their captions, one image noised by the forward
     process q(x_t | x_0) at a few timesteps, and images sampled from the shipped pixel-space
-    DDPM of lesson 03 (50 steps, on the CPU in a few seconds). Returns the path."""
+    DDPM of lesson 03 and the latent diffusion model of lesson 05 (50 steps each, on the CPU in
+    a few seconds). Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,6 +26,7 @@ def demo(output: Path, seed: int = 0) -> Path:
     from minildm.data import ShapesDataset
     from minildm.diffusion import add_noise
     from minildm.metrics import score
+    from minildm.pipeline import LatentDiffusionPipeline
     from minildm.samplers import Sampler
     from minildm.schedules import NoiseSchedule
     from minildm.tasks import load_pretrained
@@ -40,9 +42,11 @@ def demo(output: Path, seed: int = 0) -> Path:
     model, scheduler, _ = load_pretrained("pixel_ddpm")
     samples = Sampler().sample(model, (8, 3, 32, 32), scheduler, 50, generator=generator, progress=False)
     samples = to_uint8(samples)
+    latent_pipe = LatentDiffusionPipeline.from_pretrained(device="cpu")
+    latent_samples = to_uint8(latent_pipe(8, 50, seed=seed, progress=False))
 
-    fig = plt.figure(figsize=(11, 7.2))
-    grid = fig.add_gridspec(4, 8, height_ratios=[1, 1, 1, 1], hspace=0.45)
+    fig = plt.figure(figsize=(11, 8.8))
+    grid = fig.add_gridspec(5, 8, hspace=0.45)
     for k in range(12):
         ax = fig.add_subplot(grid[k // 6, k % 6 + 1])
         ax.imshow(data.images[k], interpolation="nearest")
@@ -56,12 +60,17 @@ def demo(output: Path, seed: int = 0) -> Path:
     for k in range(8):
         ax = fig.add_subplot(grid[3, k])
         ax.imshow(samples[k], interpolation="nearest")
-        ax.set_title("sampled" if k else "lesson 03 DDPM:", fontsize=8)
+        ax.set_title("sampled" if k else "lesson 03, pixels:", fontsize=8)
+        ax.axis("off")
+    for k in range(8):
+        ax = fig.add_subplot(grid[4, k])
+        ax.imshow(latent_samples[k], interpolation="nearest")
+        ax.set_title("sampled" if k else "lesson 05, latents:", fontsize=8)
         ax.axis("off")
     fig.suptitle(
         f"The shapes world (judge: {verdict['score']:.0%} of captions satisfied), the forward "
         f"process q(x_t | x_0) (linear schedule, T = {len(schedule)}),\nand new images sampled "
-        "from noise by the pixel-space DDPM of lesson 03",
+        "from noise by the pixel-space DDPM of lesson 03 and the latent diffusion model of lesson 05",
         fontsize=10,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +166,9 @@ def train_command(args: argparse.Namespace) -> None:
         )
         print("added to the checkpoint's config:", extra)
     tail = result.losses[-50:]
+    if not tail:
+        print(f"nothing left to train (the run in --run-dir is finished); checkpoint in {out.resolve()}")
+        return
     print(
         f"done: {result.steps_done} steps in {result.seconds:.0f} s ({result.items_per_second:.0f} "
         f"examples/s), final loss {sum(tail) / max(1, len(tail)):.4f}; checkpoint in {out.resolve()}"

@@ -206,6 +206,11 @@ LATENT_UNET = UNetConfig(
     attention_levels=(1,),
     image_size=8,
 )
+#: Lesson 03's schedule, but no clipping of the predicted z_0 to [-1, 1]: pixels live in [-1, 1],
+#: latents do not (their mean is about -1 and the background's code is below -2 in one channel),
+#: so clipping would pull every sample toward the wrong colours (as in Stable Diffusion, whose
+#: schedulers use ``clip_sample=False``).
+LATENT_SCHEDULER = dict(PIXEL_SCHEDULER, clip_sample=False)
 LATENT_DATA = {"name": "shapes", "size": 20_000, "two_object_fraction": 0.0, "image_size": 32}
 LATENT_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
@@ -241,11 +246,11 @@ def latent_task(
         two_object_fraction=data_cfg["two_object_fraction"],
     ).tensors()
     mean, std = encode_dataset(vae, images)
-    scheduler = DDPMScheduler(**PIXEL_SCHEDULER)
+    scheduler = DDPMScheduler(**LATENT_SCHEDULER)
     config = {
         "kind": "latent_ddpm",
         "model": {"unet": LATENT_UNET.to_dict()},
-        "scheduler": PIXEL_SCHEDULER,
+        "scheduler": LATENT_SCHEDULER,
         "data": data_cfg,
         "vae": {"model": vae_config["model"], "scale_factor": scale},
     }
@@ -294,6 +299,8 @@ def _with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
 def build_model(config: dict) -> torch.nn.Module:
     """The (untrained) model a checkpoint config describes."""
     kind = config.get("kind")
+    if kind in KINDS and "model" not in config:
+        raise ValueError(f"the {kind!r} checkpoint config has no 'model' section")
     if kind == "toy2d":
         return MLPDenoiser(MLPConfig.from_dict(config["model"]["mlp"]))
     if kind in ("pixel_ddpm", "latent_ddpm"):

@@ -151,7 +151,10 @@ def train(
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     began = time.perf_counter()
     model.train()
-    bar = progress(range(start, end), desc=f"training {config.get('kind', '')}", disable=not show_progress)
+    bar = progress(
+        range(start, end), desc=f"training {config.get('kind', '')}", initial=start, total=end,
+        disable=not show_progress,
+    )
     for step in bar:
         generator = step_generator(cfg.seed, step)
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout and any other global randomness
@@ -173,7 +176,11 @@ def train(
                 save_training_state(run_dir / STATE_NAME, model, ema.state_dict(), optimizer, done, config)
             if out_dir is not None:
                 save_model(out_dir, ema.state_dict(), dict(config, steps_trained=done))
-    result.steps_done = end - start
+    if start >= end and out_dir is not None:
+        # resuming a finished run: nothing to train, but (re)write its checkpoint with this
+        # run's config (e.g. after a sampling setting in the task was corrected)
+        save_model(out_dir, ema.state_dict(), dict(config, steps_trained=start))
+    result.steps_done = max(end - start, 0)
     result.seconds = time.perf_counter() - began
     result.items_per_second = result.steps_done * cfg.batch_size / max(result.seconds, 1e-9)
     return model, ema, result

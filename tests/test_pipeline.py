@@ -28,6 +28,14 @@ def test_vae_checkpoint_has_its_scale_factor(checkpoints):
     assert config["kind"] == "vae" and config["scale_factor"] > 0
 
 
+def test_latent_scheduler_does_not_clip(checkpoints):
+    # pixels live in [-1, 1], latents do not: clipping the predicted z_0 would ruin the samples
+    pipe = LatentDiffusionPipeline.from_pretrained(checkpoints / "latent_ddpm", checkpoints / "vae")
+    assert pipe.scheduler.config.clip_sample is False
+    shipped = LatentDiffusionPipeline.from_pretrained()  # data/checkpoints
+    assert shipped.scheduler.config.clip_sample is False
+
+
 def test_pipeline_samples_images(checkpoints):
     pipe = LatentDiffusionPipeline.from_pretrained(checkpoints / "latent_ddpm", checkpoints / "vae")
     images, latents = pipe(batch_size=2, num_inference_steps=3, seed=1, progress=False, return_latents=True)

@@ -40,6 +40,17 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert torch.equal(_flat(full), _flat(resumed))
     assert all(torch.equal(full_ema.shadow[k], resumed_ema.shadow[k]) for k in full_ema.shadow)
 
+    # resuming a finished run trains nothing but writes its checkpoint with the current config
+    task4, _ = _toy()
+    config = dict(task4.config, note="corrected")
+    _, ema4, again = train(task4.model, task4.loss, cfg, config, run_dir=tmp_path / "b",
+                           out_dir=tmp_path / "out", resume=True, show_progress=False)
+    assert again.steps_done == 0
+    written = ckpt.read_config(tmp_path / "out")
+    assert written["note"] == "corrected" and written["steps_trained"] == 20
+    model, _, _ = load_pretrained("toy2d", tmp_path / "out")
+    assert all(torch.equal(model.state_dict()[k], full_ema.shadow[k]) for k in full_ema.shadow)
+
 
 def test_loss_falls_and_checkpoint_loads(tmp_path):
     task, cfg = _toy(steps=150)
@@ -81,7 +92,9 @@ def test_checkpoint_for_another_model_is_refused(tmp_path):
         ckpt.load_weights(tmp_path, other)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_pretrained("toy2d", tmp_path / "missing")
-    with pytest.raises(ValueError, match="unknown checkpoint kind 'vae'"):
+    with pytest.raises(ValueError, match="unknown checkpoint kind 'clip'"):
+        build_model({"kind": "clip"})
+    with pytest.raises(ValueError, match="has no 'model' section"):
         build_model({"kind": "vae"})
 
 
