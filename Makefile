@@ -45,6 +45,8 @@ execute-notebooks: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/shapes_world.py
+	$(PY) bench/pixel_ddpm.py
+	$(PY) bench/latent_diffusion.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

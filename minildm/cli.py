@@ -1,7 +1,9 @@
 """The ``minildm`` command (also ``python -m minildm``).
 
 minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lessons 03 and 05
-minildm train {toy2d,pixel,vae,latent} [--budget quick|full] [--steps N] [--resume] ...
+minildm train {toy2d,pixel,vae,latent,clip,text2img} [--budget quick|full] [--steps N] [--resume] ...
+minildm generate "a large red circle in the top left" [more prompts] [-o outputs/generated.png]
+minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
 """
 
 from __future__ import annotations
@@ -91,11 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = commands.add_parser("demo", help="write a picture of what minildm can do")
     p_demo.add_argument("-o", "--output", type=Path, default=Path("outputs/demo.png"))
     p_demo.add_argument("--seed", type=int, default=0)
+    p_gen = commands.add_parser("generate", help="turn prompts into images (lesson 06's model)")
+    p_gen.add_argument("prompts", nargs="+", help='shapes-world prompts, e.g. "a small blue square"')
+    p_gen.add_argument("-o", "--output", type=Path, default=Path("outputs/generated.png"))
+    p_gen.add_argument("-n", "--num-images", type=int, default=1, help="images per prompt")
+    p_gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
+    p_gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (>= 1)")
+    p_gen.add_argument("--seed", type=int, default=0)
+    p_gen.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
+    p_gen.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p_tok = commands.add_parser("tokenizer", help="build the tokenizer from the caption grammar and save it")
+    p_tok.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")
     p_train = commands.add_parser("train", help="train a model and write its checkpoint")
     p_train.add_argument(
         "what",
-        choices=["toy2d", "pixel", "vae", "latent"],
-        help="toy2d: lesson 02's MLP; pixel: lesson 03's U-Net; vae: lesson 04; latent: lesson 05's DDPM",
+        choices=["toy2d", "pixel", "vae", "latent", "clip", "text2img"],
+        help="toy2d: lesson 02's MLP; pixel: lesson 03's U-Net; vae: lesson 04; latent: lesson 05's DDPM; "
+        "clip, text2img: lesson 06's text encoder and text-conditioned U-Net",
     )
     p_train.add_argument(
         "--budget",
@@ -120,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model checkpoint goes (default outputs/checkpoints/<kind>)",
     )
     p_train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p_train.add_argument(
+        "--text-encoder",
+        type=Path,
+        default=None,
+        help="text2img only: the text encoder to condition on (default data/checkpoints/clip; "
+        "or a transformers CLIP folder with its tokenizer)",
+    )
     p_train.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     return parser
 
@@ -135,7 +156,11 @@ def train_command(args: argparse.Namespace) -> None:
     seed_everything(args.seed)
     extra = {"data_size": args.data_size} if args.data_size is not None else {}
     if extra and args.what == "toy2d":
-        raise ValueError("--data-size applies to the image tasks (pixel, vae, latent), not 'toy2d'")
+        raise ValueError("--data-size applies to the image tasks (pixel, vae, latent, ...), not 'toy2d'")
+    if args.text_encoder is not None:
+        if args.what != "text2img":
+            raise ValueError(f"--text-encoder applies to 'text2img' only, not {args.what!r}")
+        extra["text_encoder_path"] = args.text_encoder
     task = TASKS[args.what](budget, seed=args.seed, **extra)
     cfg = task.train_config
     if args.steps is not None:
@@ -175,6 +200,48 @@ def train_command(args: argparse.Namespace) -> None:
     )
 
 
+def generate(
+    prompts: list[str],
+    output: Path,
+    num_images: int = 1,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    device: str | None = None,
+) -> Path:
+    """Sample ``num_images`` images per prompt with the shipped text-to-image pipeline and save
+    them as one picture, each image under its prompt. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minildm.text2img import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline
+    from minildm.utils import to_uint8
+
+    if not isinstance(num_images, int) or num_images < 1:
+        raise ValueError(f"--num-images must be a positive int, got {num_images!r}")
+    pipe = TextToImagePipeline.from_pretrained(checkpoint, device=device)
+    steps = DEFAULT_STEPS if steps is None else steps
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    batch = [p for p in prompts for _ in range(num_images)]
+    images = to_uint8(pipe(batch, steps, guidance, seed=seed, progress=False))
+    cols = min(len(batch), 8)
+    rows = -(-len(batch) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, prompt in zip(axes.flat, images, batch):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(_wrap(prompt or "(empty prompt)", 18), fontsize=7)
+    fig.suptitle(f"{steps} steps, guidance {guidance:g}, seed {seed}", fontsize=8)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return output
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -182,4 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo picture written to {path.resolve()}")
     elif args.command == "train":
         train_command(args)
+    elif args.command == "tokenizer":
+        from minildm.text import build_tokenizer, save_tokenizer, tokenizer_dir
+
+        tokenizer = build_tokenizer()
+        path = save_tokenizer(tokenizer, args.output or tokenizer_dir())
+        print(f"tokenizer ({len(tokenizer)} tokens, context length {tokenizer.model_max_length}) "
+              f"written to {path.resolve()}")
+    elif args.command == "generate":
+        path = generate(args.prompts, args.output, args.num_images, args.steps, args.guidance, args.seed,
+                        args.checkpoint, args.device)
+        print(f"{len(args.prompts) * args.num_images} image(s) written to {path.resolve()}")
     return 0

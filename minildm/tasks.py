@@ -7,7 +7,9 @@ each budget:
 - ``toy2d``: the MLP noise predictor of lesson 02 on the two-peak ("cats and dogs") data;
 - ``pixel``: the U-Net of lesson 03, a pixel-space DDPM on one-object shapes-world images;
 - ``vae``: the ``AutoencoderKL`` of lesson 04 on shapes-world images (one and two objects);
-- ``latent``: lesson 05's DDPM on the VAE's scaled latents of one-object images.
+- ``latent``: lesson 05's DDPM on the VAE's scaled latents of one-object images;
+- ``clip`` and ``text2img``: lesson 06's mini CLIP and text-conditioned U-Net
+  (``minildm.text_tasks``).
 """
 
 from __future__ import annotations
@@ -273,11 +275,27 @@ def latent_task(
     return Task("latent_ddpm", UNetModel(LATENT_UNET), loss, config, cfg)
 
 
+def clip_task(budget: str = "quick", seed: int = 0, data_size: int | None = None) -> Task:
+    """Lesson 06's mini CLIP (see :func:`minildm.text_tasks.clip_task`)."""
+    from minildm.text_tasks import clip_task as make
+
+    return make(budget, seed=seed, data_size=data_size)
+
+
+def text2img_task(budget: str = "quick", seed: int = 0, data_size: int | None = None, **kwargs) -> Task:
+    """Lesson 06's text-conditioned latent U-Net (see :func:`minildm.text_tasks.text2img_task`)."""
+    from minildm.text_tasks import text2img_task as make
+
+    return make(budget, seed=seed, data_size=data_size, **kwargs)
+
+
 TASKS: dict[str, Callable[..., Task]] = {
     "toy2d": toy2d_task,
     "pixel": pixel_task,
     "vae": vae_task,
     "latent": latent_task,
+    "clip": clip_task,
+    "text2img": text2img_task,
 }
 
 
@@ -303,19 +321,23 @@ def build_model(config: dict) -> torch.nn.Module:
         raise ValueError(f"the {kind!r} checkpoint config has no 'model' section")
     if kind == "toy2d":
         return MLPDenoiser(MLPConfig.from_dict(config["model"]["mlp"]))
-    if kind in ("pixel_ddpm", "latent_ddpm"):
+    if kind in ("pixel_ddpm", "latent_ddpm", "text2img"):
         return UNetModel(UNetConfig.from_dict(config["model"]["unet"]))
     if kind == "vae":
         return AutoencoderKL(VAEConfig.from_dict(config["model"]["vae"]))
+    if kind == "clip":
+        from minildm.text import MiniCLIPConfig, build_clip, load_tokenizer
+
+        return build_clip(MiniCLIPConfig.from_dict(config["model"]["clip"]), load_tokenizer())
     raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {sorted(KINDS)}")
 
 
-KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm")
+KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img")
 
 
 def load_pretrained(
     kind: str, path: str | Path | None = None, device: str | torch.device | None = None
-) -> tuple[torch.nn.Module, DDPMScheduler, dict]:
+) -> tuple[torch.nn.Module, DDPMScheduler | None, dict]:
     """Load a trained model: ``(model in eval mode, its scheduler, its config)``.
 
     ``path`` defaults to the shipped checkpoint ``data/checkpoints/<kind>``. A checkpoint of
@@ -323,7 +345,8 @@ def load_pretrained(
     folder = Path(path) if path is not None else checkpoint_dir() / kind
     config = read_config(folder, expected_kind=kind)
     model = load_weights(folder, build_model(config))
-    return model.to(get_device(device)).eval(), scheduler_from_config(config), config
+    scheduler = scheduler_from_config(config) if "scheduler" in config else None  # clip has none
+    return model.to(get_device(device)).eval(), scheduler, config
 
 
 def load_vae(

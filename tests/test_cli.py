@@ -34,7 +34,7 @@ def test_train_pixel_runs_a_step(tmp_path):
 
 def test_bad_arguments(monkeypatch):
     with pytest.raises(SystemExit):
-        main(["train", "clip"])
+        main(["train", "gan"])
     monkeypatch.setenv("MINILDM_BUDGET", "huge")
     with pytest.raises(ValueError, match="MINILDM_BUDGET"):
         main(["train", "toy2d", "--steps", "1"])

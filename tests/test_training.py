@@ -92,8 +92,8 @@ def test_checkpoint_for_another_model_is_refused(tmp_path):
         ckpt.load_weights(tmp_path, other)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_pretrained("toy2d", tmp_path / "missing")
-    with pytest.raises(ValueError, match="unknown checkpoint kind 'clip'"):
-        build_model({"kind": "clip"})
+    with pytest.raises(ValueError, match="unknown checkpoint kind 'gan'"):
+        build_model({"kind": "gan"})
     with pytest.raises(ValueError, match="has no 'model' section"):
         build_model({"kind": "vae"})
 

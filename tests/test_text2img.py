@@ -1,0 +1,142 @@
+"""Lesson 06 wiring: the clip and text2img training tasks, the text-to-image pipeline, the
+generate command, and the path for users online (a transformers CLIP folder, tiny and local)."""
+
+import json
+
+import pytest
+import torch
+
+from minildm.cli import main
+from minildm.tasks import checkpoint_dir, load_pretrained
+from minildm.text import (
+    MiniCLIPConfig,
+    TextEncoder,
+    build_clip,
+    build_tokenizer,
+    save_tokenizer,
+    tokenizer_dir,
+)
+from minildm.text2img import TextToImagePipeline
+from minildm.text_tasks import CAPTION_DROPOUT, text2img_task
+
+TINY = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-step mini CLIP and a 2-step text2img U-Net on it (the shipped VAE encodes)."""
+    root = tmp_path_factory.mktemp("t2i")
+    main(["train", "clip", *TINY, "--run-dir", str(root / "rc"), "--out", str(root / "clip")])
+    main(["train", "text2img", *TINY, "--text-encoder", str(root / "clip"),
+          "--run-dir", str(root / "rt"), "--out", str(root / "text2img")])
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipe(trained):
+    return TextToImagePipeline.from_pretrained(trained / "text2img", text_encoder_path=trained / "clip")
+
+
+def test_checkpoints_describe_their_models(trained):
+    clip, scheduler, config = load_pretrained("clip", trained / "clip")
+    assert scheduler is None and config["kind"] == "clip" and not clip.training
+    config = json.loads((trained / "text2img" / "config.json").read_text())
+    assert config["kind"] == "text2img" and config["caption_dropout"] == CAPTION_DROPOUT
+    assert config["text_encoder"]["kind"] == "clip" and config["text_encoder"]["width"] == 64
+    assert config["model"]["unet"]["context_dim"] == 64
+    assert config["scheduler"]["clip_sample"] is False  # latents are not in [-1, 1]
+
+
+def test_pipeline_generates_deterministically(pipe):
+    prompts = ["a large red circle in the top left", "a blue square to the left of a green circle"]
+    images = pipe(prompts, num_inference_steps=3, guidance_scale=3.0, seed=1, progress=False)
+    assert images.shape == (2, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
+    assert torch.equal(images, pipe(prompts, 3, 3.0, seed=1, progress=False))
+    assert not torch.equal(images, pipe(prompts, 3, 1.0, seed=1, progress=False))  # guidance acts
+    # the empty prompt is the unconditional model, on purpose; a str is one prompt
+    assert pipe("", 2, seed=0, progress=False).shape == (1, 3, 32, 32)
+
+
+def test_pipeline_bad_input(pipe):
+    with pytest.raises(ValueError, match="unknown word 'purple'.*vocabulary is a, above"):
+        pipe(["a purple circle"], 2, progress=False)
+    with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
+        pipe(["a red circle"], 2, guidance_scale=0.5, progress=False)
+    with pytest.raises(ValueError, match="num_inference_steps must be a positive int"):
+        pipe(["a red circle"], 0, progress=False)
+    with pytest.raises(ValueError, match="has 21 words; at most 14 fit"):
+        pipe([" ".join(["a red circle above a blue square"] * 3)], 2, progress=False)
+    with pytest.raises(ValueError, match="prompts must be a str or a non-empty list"):
+        pipe([], 2, progress=False)
+
+
+def test_loss_drops_the_caption_sometimes(trained):
+    task = text2img_task("quick", data_size=8, text_encoder_path=trained / "clip")
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, t, context):
+            seen.append(context)
+            return self.model(x, t, context)
+
+    spy = Spy(task.model)
+    for step in range(10):
+        task.loss(spy, torch.Generator().manual_seed(step), 32)
+    contexts = torch.cat(seen)
+    encoder = TextEncoder.from_clip(load_pretrained("clip", trained / "clip")[0], build_tokenizer())
+    empty = encoder([""])[0]  # the empty prompt's context replaces a dropped caption
+    dropped = (contexts == empty).flatten(1).all(dim=1).float().mean().item()
+    assert 0.03 < dropped < 0.2  # about CAPTION_DROPOUT of 320 examples
+
+
+def test_generate_command(trained, tmp_path, capsys, monkeypatch):
+    # a checkpoints folder as data/checkpoints is: the shipped VAE beside the tiny clip and U-Net
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name, target in [("vae", checkpoint_dir() / "vae"), ("clip", trained / "clip"),
+                         ("text2img", trained / "text2img")]:
+        (folder / name).symlink_to(target.resolve())
+    monkeypatch.setenv("MINILDM_CHECKPOINTS", str(folder))
+    out = tmp_path / "gen.png"
+    args = ["generate", "a red circle", "a small blue square", "-n", "2", "--steps", "2", "-o", str(out)]
+    assert main(args) == 0
+    assert out.stat().st_size > 1000 and "4 image(s) written" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown word 'purple'"):
+        main(["generate", "a purple circle", "-o", str(out)])
+
+
+def test_a_transformers_clip_folder_as_text_encoder(tmp_path):
+    """The path for users online: any transformers CLIP folder with its tokenizer (here a tiny,
+    randomly initialised one saved locally) can condition a U-Net, which records where it is."""
+    tokenizer = build_tokenizer()
+    tiny = MiniCLIPConfig(text_width=32, text_layers=1, text_heads=2, text_intermediate=64, patch_size=8,
+                          vision_width=32, vision_layers=1, vision_heads=2, vision_intermediate=64,
+                          projection_dim=32)
+    torch.manual_seed(0)
+    build_clip(tiny, tokenizer).save_pretrained(tmp_path / "hf_clip")
+    save_tokenizer(tokenizer, tmp_path / "hf_clip")
+    main(["train", "text2img", *TINY, "--text-encoder", str(tmp_path / "hf_clip"),
+          "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "t2i")])
+    config = json.loads((tmp_path / "t2i" / "config.json").read_text())
+    assert config["text_encoder"]["kind"] == "transformers" and config["model"]["unet"]["context_dim"] == 32
+    pipe = TextToImagePipeline.from_pretrained(tmp_path / "t2i")  # finds the CLIP folder it recorded
+    assert pipe(["a red circle"], 2, progress=False).shape == (1, 3, 32, 32)
+
+
+def test_text_encoder_width_must_match_the_unet(pipe, tmp_path):
+    tokenizer = build_tokenizer()
+    other = MiniCLIPConfig(text_width=32, text_heads=2, vision_width=32, vision_heads=2, projection_dim=32)
+    encoder = TextEncoder.from_clip(build_clip(other, tokenizer), tokenizer)
+    with pytest.raises(ValueError, match="context of width 64, the text encoder gives 32"):
+        TextToImagePipeline(pipe.unet, pipe.scheduler, pipe.vae, pipe.scale_factor, encoder)
+
+
+def test_tokenizer_command_rebuilds_the_shipped_tokenizer(tmp_path, capsys):
+    assert main(["tokenizer", "-o", str(tmp_path / "tok")]) == 0
+    assert "26 tokens, context length 16" in capsys.readouterr().out
+    shipped = tokenizer_dir() / "tokenizer.json"
+    assert (tmp_path / "tok" / "tokenizer.json").read_text() == shipped.read_text()
