@@ -9,13 +9,16 @@ from minildm.metrics.judge import (
     nearest_colour,
     score,
 )
+from minildm.metrics.prompts import PROMPT_KINDS, prompt_set
 
 __all__ = [
+    "PROMPT_KINDS",
     "DetectedObject",
     "Judgement",
     "clean_object_report",
     "detect_objects",
     "judge",
     "nearest_colour",
+    "prompt_set",
     "score",
 ]
