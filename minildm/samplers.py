@@ -352,3 +352,13 @@ class Sampler:
             output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
             x = scheduler.step(output, t, x, generator=generator, **(step_kwargs or {})).prev_sample
         return x
+
+
+def __getattr__(name: str):
+    """``from minildm.samplers import DDIMSampler`` works: DDIM lives in :mod:`minildm.ddim` (which
+    builds on this module), and is looked up there on first use, so neither import comes first."""
+    if name in ("DDIMScheduler", "DDIMInverseScheduler", "DDIMSampler"):
+        from minildm import ddim
+
+        return getattr(ddim, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

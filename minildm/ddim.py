@@ -1,0 +1,436 @@
+r"""DDIM (Song, Meng & Ermon, 2021): the same trained network, sampled with far fewer steps.
+
+DDPM's reverse step is random, and it needs many small steps. DDIM notices that training only
+ever looks at the marginals $q(x_t \mid x_0)$, so any process with those marginals will do. It
+picks a family indexed by $\eta$; a step from $t$ to an earlier $t'$ is (DDIM eq. 12)
+
+$$x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0
+  + \sqrt{1 - \bar\alpha_{t'} - \sigma_t^2}\,\hat\epsilon + \sigma_t z,\qquad
+  \sigma_t(\eta) = \eta\sqrt{\frac{1 - \bar\alpha_{t'}}{1 - \bar\alpha_t}}
+                        \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t'}}}:$$
+
+"where the network thinks the clean sample is" plus "the direction pointing to $x_t$" plus fresh
+noise. $\eta = 1$ is DDPM's posterior variance; $\eta = 0$ adds no noise at all, so sampling is a
+deterministic map from $x_T$ to $x_0$ (a discretised ODE). A deterministic map can be run
+backwards: :class:`DDIMInverseScheduler` takes a clean latent to the noise that DDIM would turn
+back into it ("DDIM inversion", the starting point of image editing such as Mokady et al.'s
+null-text inversion, 2022).
+
+Here, as in :mod:`minildm.samplers`, the schedulers know nothing about networks (their names,
+arguments and numbers are diffusers' ``DDIMScheduler`` and ``DDIMInverseScheduler``), and
+:class:`DDIMSampler` only adds $\eta$ and inversion to the shared :class:`~minildm.samplers.Sampler`
+loop, whose ``get_model_output`` still does classifier-free guidance, once, for every sampler.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from types import SimpleNamespace
+
+import torch
+
+from minildm.diffusion import (
+    PREDICTION_TYPES,
+    add_noise,
+    get_velocity,
+    predict_eps_from_v,
+    predict_eps_from_x0,
+    predict_x0_from_eps,
+    predict_x0_from_v,
+)
+from minildm.samplers import (
+    TIMESTEP_SPACINGS,
+    DDPMScheduler,
+    Model,
+    Sampler,
+    SchedulerOutput,
+    _timestep_int,
+)
+from minildm.schedules import NoiseSchedule
+from minildm.utils import progress as progress_bar
+
+
+def _check_eta(eta: float) -> None:
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise ValueError(
+            f"eta must be a float in [0, 1] (0: deterministic DDIM, 1: DDPM's amount of noise), got {eta!r}"
+        )
+
+
+def _check_tensors(model_output: torch.Tensor, sample: torch.Tensor) -> None:
+    if not isinstance(sample, torch.Tensor) or not isinstance(model_output, torch.Tensor):
+        raise ValueError("model_output and sample must be tensors")
+    if model_output.shape != sample.shape:
+        raise ValueError(
+            f"model_output must have the shape of sample, {tuple(sample.shape)}, "
+            f"got {tuple(model_output.shape)}"
+        )
+
+
+class DDIMScheduler:
+    r"""DDIM sampling (Song et al., 2021), with diffusers' ``DDIMScheduler`` API and numbers.
+
+    ``step`` goes from $x_t$ to $x_{t'}$, $t'$ the next (smaller) timestep of ``self.timesteps``,
+    by DDIM eq. 12; ``eta`` sets how much fresh noise each step adds (0: none). After the last
+    timestep it goes to $\bar\alpha = 1$, the clean sample, or to $\bar\alpha_0$ (one step short
+    of it) if ``set_alpha_to_one=False``: that value is ``final_alpha_cumprod``.
+
+    The schedule, the timesteps (:meth:`set_timesteps`) and the forward process are DDPM's. Unlike
+    :class:`~minildm.samplers.DDPMScheduler`, :meth:`set_timesteps` must be called before
+    :meth:`step`. Everything after ``beta_schedule`` is keyword-only: diffusers' fifth positional
+    argument is ``trained_betas``, which we do not have.
+    """
+
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        beta_start: float = 0.0001,
+        beta_end: float = 0.02,
+        beta_schedule: str = "linear",
+        *,
+        prediction_type: str = "epsilon",
+        clip_sample: bool = True,
+        clip_sample_range: float = 1.0,
+        set_alpha_to_one: bool = True,
+        steps_offset: int = 0,
+        timestep_spacing: str = "leading",
+        rescale_betas_zero_snr: bool = False,
+    ) -> None:
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        if timestep_spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {timestep_spacing!r}")
+        if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
+            raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
+        if not clip_sample_range > 0:
+            raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range!r}")
+        schedule = NoiseSchedule(
+            beta_schedule, num_train_timesteps, beta_start, beta_end, rescale_betas_zero_snr
+        )
+        self.config = SimpleNamespace(
+            num_train_timesteps=num_train_timesteps,
+            beta_start=beta_start,
+            beta_end=beta_end,
+            beta_schedule=beta_schedule,
+            prediction_type=prediction_type,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
+            set_alpha_to_one=set_alpha_to_one,
+            steps_offset=steps_offset,
+            timestep_spacing=timestep_spacing,
+            rescale_betas_zero_snr=rescale_betas_zero_snr,
+        )
+        self.betas = schedule.betas
+        self.alphas = schedule.alphas
+        self.alphas_cumprod = schedule.alphas_cumprod
+        # $\bar\alpha$ after the last step: 1 (the clean sample) or $\bar\alpha_0$ (the paper's t = 1)
+        self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
+        self.init_noise_sigma = 1.0  # x_T ~ N(0, I), as for DDPM
+        self.num_inference_steps: int | None = None
+        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
+
+    @classmethod
+    def from_config(cls, config: SimpleNamespace | Mapping) -> DDIMScheduler:
+        """A scheduler with another one's settings, e.g. ``DDIMInverseScheduler.from_config(
+        ddim.config)`` (diffusers' idiom; here only the arguments this class takes are read)."""
+        config = dict(vars(config) if isinstance(config, SimpleNamespace) else config)
+        names = inspect.signature(DDIMScheduler.__init__).parameters
+        return cls(**{name: value for name, value in config.items() if name in names and name != "self"})
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    # ------------------------------------------------------------------ timesteps
+
+    # the same timesteps as DDPM (diffusers computes them identically for both)
+    set_timesteps = DDPMScheduler.set_timesteps
+
+    def previous_timestep(self, timestep: int | torch.Tensor) -> int:
+        r"""The less noisy neighbour $t'$ of ``timestep`` in ``self.timesteps``: the largest
+        scheduled timestep below it, or -1 ("the clean sample") below the smallest.
+
+        :meth:`step` goes from ``timestep`` down to it (an inverse scheduler goes up from it).
+        diffusers' DDIM uses ``timestep - T // num_inference_steps`` instead, which is the same
+        except for ``"linspace"`` spacing and ``"trailing"`` with n not dividing T, where it
+        steps to timesteps that are not in ``self.timesteps``."""
+        t = _timestep_int(timestep)
+        if not (self.timesteps == t).any():
+            raise ValueError(
+                f"timestep must be one of scheduler.timesteps "
+                f"(set by set_timesteps({self.num_inference_steps})), got {t}"
+            )
+        lower = self.timesteps[self.timesteps < t]
+        return int(lower.max()) if len(lower) else -1
+
+    def _alpha_prod(self, timestep: int) -> torch.Tensor:
+        r"""$\bar\alpha_t$, with $t = -1$ meaning "after the last step" (``final_alpha_cumprod``)."""
+        return self.alphas_cumprod[timestep] if timestep >= 0 else self.final_alpha_cumprod
+
+    # ------------------------------------------------------------------ forward process
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
+        r"""$x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ (see
+        :func:`minildm.diffusion.add_noise`)."""
+        return add_noise(original_samples, noise, timesteps, self.alphas_cumprod)
+
+    def get_velocity(
+        self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
+        r"""The v-prediction target $v = \sqrt{\bar\alpha_t}\, \epsilon - \sqrt{1 - \bar\alpha_t}\, x_0$
+        (``sample`` is $x_0$)."""
+        return get_velocity(sample, noise, timesteps, self.alphas_cumprod)
+
+    def scale_model_input(
+        self, sample: torch.Tensor, timestep: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The identity: DDIM feeds $x_t$ to the network as it is (kept for a common API)."""
+        return sample
+
+    # ------------------------------------------------------------------ reverse process
+
+    def _predict_x0_and_eps(
+        self, model_output: torch.Tensor, sample: torch.Tensor, alpha_prod_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The network's guesses $(\hat x_0, \hat\epsilon)$ at the noise level $\bar\alpha_t$ of
+        ``sample``, whatever it predicts; $\hat x_0$ is clipped if ``clip_sample``, $\hat\epsilon$
+        is not (as in diffusers)."""
+        # the minildm.diffusion helpers look t up in a table of $\bar\alpha$s: here, a table of one
+        table, t = alpha_prod_t.reshape(1), 0
+        prediction_type = self.config.prediction_type
+        if prediction_type == "epsilon":
+            # $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta) / \sqrt{\bar\alpha_t}$
+            pred_x0 = predict_x0_from_eps(sample, model_output, t, table)
+            pred_eps = model_output
+        elif prediction_type == "v_prediction":
+            # $\hat x_0 = \sqrt{\bar\alpha_t}\, x_t - \sqrt{1 - \bar\alpha_t}\, v_\theta$
+            pred_x0 = predict_x0_from_v(sample, model_output, t, table)
+            # $\hat\epsilon = \sqrt{\bar\alpha_t}\, v_\theta + \sqrt{1 - \bar\alpha_t}\, x_t$, which is
+            # $(x_t - \sqrt{\bar\alpha_t}\hat x_0) / \sqrt{1 - \bar\alpha_t}$ without the division
+            pred_eps = predict_eps_from_v(sample, model_output, t, table)
+        else:  # sample
+            pred_x0 = model_output
+            # $\hat\epsilon = (x_t - \sqrt{\bar\alpha_t}\hat x_0) / \sqrt{1 - \bar\alpha_t}$
+            pred_eps = predict_eps_from_x0(sample, pred_x0, t, table)
+        if self.config.clip_sample:
+            r = self.config.clip_sample_range
+            pred_x0 = pred_x0.clamp(-r, r)
+        return pred_x0, pred_eps
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | torch.Tensor,
+        sample: torch.Tensor,
+        eta: float = 0.0,
+        use_clipped_model_output: bool = False,
+        generator: torch.Generator | None = None,
+        variance_noise: torch.Tensor | None = None,
+    ) -> SchedulerOutput:
+        r"""One DDIM step from $x_t$ (``sample``) to $x_{t'}$, $t'$ the next timestep (eq. 12).
+
+        ``eta`` in [0, 1] scales the noise: 0 adds none (deterministic), 1 adds DDPM's posterior
+        variance. With ``use_clipped_model_output``, $\hat\epsilon$ is recomputed from the clipped
+        $\hat x_0$ (GLIDE's choice), so that the two stay consistent. Noise is drawn only when
+        ``eta > 0``: it is ``variance_noise`` if given, else drawn with ``generator`` on the
+        generator's device (CPU by default) and moved to the sample's, as diffusers does."""
+        if self.num_inference_steps is None:
+            raise ValueError(
+                "call set_timesteps(num_inference_steps) before step: DDIM needs to know which "
+                "timestep comes next"
+            )
+        _check_tensors(model_output, sample)
+        _check_eta(eta)
+        if variance_noise is not None and generator is not None:
+            raise ValueError("pass either generator or variance_noise to step, not both")
+        if variance_noise is not None and variance_noise.shape != sample.shape:
+            raise ValueError(
+                f"variance_noise must have the shape of sample, {tuple(sample.shape)}, "
+                f"got {tuple(variance_noise.shape)}"
+            )
+        t = _timestep_int(timestep)
+        prev_t = self.previous_timestep(t)
+
+        # $\bar\alpha_t$ and $\bar\alpha_{t'}$ (``final_alpha_cumprod`` after the last step)
+        alpha_prod_t = self.alphas_cumprod[t]
+        alpha_prod_t_prev = self._alpha_prod(prev_t)
+
+        # 1. "predicted x_0" and the noise it implies: $\hat x_0$, $\hat\epsilon$
+        pred_x0, pred_eps = self._predict_x0_and_eps(model_output, sample, alpha_prod_t)
+
+        # 2. the noise scale (eq. 16):
+        # $\sigma_t(\eta) = \eta \sqrt{\frac{1 - \bar\alpha_{t'}}{1 - \bar\alpha_t}}
+        #   \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t'}}}$
+        variance = (1 - alpha_prod_t_prev) / (1 - alpha_prod_t) * (1 - alpha_prod_t / alpha_prod_t_prev)
+        std_dev_t = eta * variance**0.5
+
+        if use_clipped_model_output:
+            # $\hat\epsilon = (x_t - \sqrt{\bar\alpha_t}\hat x_0) / \sqrt{1 - \bar\alpha_t}$, clipped x0
+            pred_eps = (sample - alpha_prod_t**0.5 * pred_x0) / (1 - alpha_prod_t) ** 0.5
+
+        # 3. "direction pointing to x_t": $\sqrt{1 - \bar\alpha_{t'} - \sigma_t^2}\,\hat\epsilon$
+        # (>= 0 for eta <= 1; clamped against rounding, where diffusers would give NaN)
+        direction = (1 - alpha_prod_t_prev - std_dev_t**2).clamp(min=0) ** 0.5 * pred_eps
+
+        # 4. $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0
+        #   + \sqrt{1 - \bar\alpha_{t'} - \sigma_t^2}\,\hat\epsilon + \sigma_t z$, $z \sim \mathcal{N}(0, I)$
+        prev_sample = alpha_prod_t_prev**0.5 * pred_x0 + direction
+        if eta > 0:
+            if variance_noise is None:
+                draw_on = generator.device if generator is not None else model_output.device
+                variance_noise = torch.randn(
+                    model_output.shape, generator=generator, device=draw_on, dtype=model_output.dtype
+                ).to(model_output.device)
+            prev_sample = prev_sample + std_dev_t * variance_noise
+        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_x0)
+
+
+class DDIMInverseScheduler(DDIMScheduler):
+    r"""DDIM run backwards, from a clean sample to noise, with diffusers' ``DDIMInverseScheduler``
+    API and numbers: ``timesteps`` increase, and :meth:`step` goes *up* from the previous
+    timestep $t'$ (or from $\bar\alpha = 1$, the clean sample, before the first) to ``timestep``.
+
+    It is eq. 12 with $\eta = 0$ with the roles of $t$ and $t'$ swapped:
+    $x_t = \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1 - \bar\alpha_t}\,\hat\epsilon$, where
+    $\hat x_0, \hat\epsilon$ come from the network's output read at the noise level of $x_{t'}$.
+    That output should be $\epsilon_\theta(x_t, t)$, but $x_t$ is what we are computing; like
+    Mokady et al. (and the diffusers pipelines), the caller evaluates the network on the sample it
+    has, $x_{t'}$, at the timestep it goes to, $t$ (so that the first step, from the clean sample,
+    has a timestep too). The error of that approximation shrinks with the step size, so inversion
+    reconstructs well only with enough steps.
+
+    The settings are DDIMScheduler's; ``initial_alpha_cumprod`` (1, or $\bar\alpha_0$ if
+    ``set_alpha_to_one=False``) is the level it starts from, the forward ``final_alpha_cumprod``.
+    ``prediction_type="sample"`` is not supported: an $x_0$-predicting network says nothing about
+    the noise of a clean sample, so $\hat\epsilon$ would be $0/0$ at the first step.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.prediction_type == "sample":
+            raise ValueError(
+                "prediction_type must be 'epsilon' or 'v_prediction' for DDIM inversion, got 'sample'"
+            )
+        self.initial_alpha_cumprod = self.final_alpha_cumprod
+        self.timesteps = self.timesteps.flip(0)  # 0, ..., T-1
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
+        """DDIMScheduler's timesteps in increasing order (e.g. 0, 20, ..., 980 for 50 steps)."""
+        super().set_timesteps(num_inference_steps, device)
+        self.timesteps = self.timesteps.flip(0)
+
+    def _alpha_prod(self, timestep: int) -> torch.Tensor:
+        r"""$\bar\alpha_t$, with $t = -1$ meaning "before the first step" (``initial_alpha_cumprod``)."""
+        return self.alphas_cumprod[timestep] if timestep >= 0 else self.initial_alpha_cumprod
+
+    def step(
+        self, model_output: torch.Tensor, timestep: int | torch.Tensor, sample: torch.Tensor
+    ) -> SchedulerOutput:
+        r"""One inverse step from $x_{t'}$ (``sample``, at the previous timestep) up to $x_t$,
+        ``timestep``. ``pred_original_sample`` is $\hat x_0$, read at the level of $x_{t'}$."""
+        if self.num_inference_steps is None:
+            raise ValueError(
+                "call set_timesteps(num_inference_steps) before step: DDIM inversion needs to know "
+                "which timestep it comes from"
+            )
+        _check_tensors(model_output, sample)
+        t = _timestep_int(timestep)
+        prev_t = self.previous_timestep(t)
+
+        # $\bar\alpha_{t'}$ (``initial_alpha_cumprod`` at the first step) and $\bar\alpha_t$
+        alpha_prod_t_prev = self._alpha_prod(prev_t)
+        alpha_prod_t = self.alphas_cumprod[t]
+
+        # 1. $\hat x_0$ and $\hat\epsilon$ at the level of the sample we have, $x_{t'}$
+        pred_x0, pred_eps = self._predict_x0_and_eps(model_output, sample, alpha_prod_t_prev)
+
+        # 2. eq. 12 with $\sigma = 0$, from $t'$ up to $t$:
+        # $x_t = \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1 - \bar\alpha_t}\,\hat\epsilon$
+        next_sample = alpha_prod_t**0.5 * pred_x0 + (1 - alpha_prod_t) ** 0.5 * pred_eps
+        return SchedulerOutput(prev_sample=next_sample, pred_original_sample=pred_x0)
+
+
+class DDIMSampler(Sampler):
+    r"""The :class:`~minildm.samplers.Sampler` loop with a :class:`DDIMScheduler` and its $\eta$,
+    plus :meth:`invert`. The network is called only through ``Sampler.get_model_output``, so
+    classifier-free guidance has one implementation for every sampler."""
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model: Model,
+        shape: tuple[int, ...] | torch.Size,
+        scheduler: DDIMScheduler,
+        num_inference_steps: int,
+        generator: torch.Generator | None = None,
+        cond: torch.Tensor | None = None,
+        uncond: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        eta: float = 0.0,
+    ) -> torch.Tensor:
+        r"""Generate from $x_T \sim \mathcal{N}(0, I)$ with ``num_inference_steps`` DDIM steps.
+
+        With ``eta=0`` the only randomness is $x_T$: the same $x_T$ always gives the same sample.
+        Everything else is :meth:`Sampler.sample`'s."""
+        if not isinstance(scheduler, DDIMScheduler) or isinstance(scheduler, DDIMInverseScheduler):
+            raise ValueError(
+                f"scheduler must be a DDIMScheduler (use Sampler for DDPM), got {type(scheduler).__name__}"
+            )
+        _check_eta(eta)
+        return super().sample(
+            model,
+            shape,
+            scheduler,
+            num_inference_steps,
+            generator=generator,
+            cond=cond,
+            uncond=uncond,
+            guidance_scale=guidance_scale,
+            device=device,
+            progress=progress,
+            step_kwargs={"eta": eta},
+        )
+
+    @torch.no_grad()
+    def invert(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        scheduler: DDIMScheduler,
+        num_inference_steps: int,
+        cond: torch.Tensor | None = None,
+        uncond: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        progress: bool = True,
+    ) -> torch.Tensor:
+        r"""DDIM inversion: the noise $x_T$ from which deterministic DDIM sampling (``eta=0``,
+        same ``scheduler`` settings and ``num_inference_steps``) gives back ``x0``, approximately.
+
+        ``scheduler`` is the DDIMScheduler you will sample with (its settings are copied into a
+        :class:`DDIMInverseScheduler`), or a DDIMInverseScheduler. The loop runs on ``x0``'s
+        device. Guidance works as for sampling, but inversion is usually done with
+        ``guidance_scale=1``: with a large scale the inverted noise no longer reconstructs ``x0``
+        (the problem null-text inversion solves)."""
+        if not isinstance(scheduler, DDIMScheduler):
+            raise ValueError(
+                f"scheduler must be a DDIMScheduler or a DDIMInverseScheduler, got {type(scheduler).__name__}"
+            )
+        if not isinstance(x0, torch.Tensor) or x0.ndim == 0:
+            raise ValueError(f"x0 must be a batch of clean samples (a tensor with a batch dim), got {x0!r}")
+        inverse = (
+            scheduler
+            if isinstance(scheduler, DDIMInverseScheduler)
+            else DDIMInverseScheduler.from_config(scheduler.config)
+        )
+        inverse.set_timesteps(num_inference_steps, device=x0.device)
+        x = x0
+        for t in progress_bar(inverse.timesteps, desc="inverting", disable=not progress):
+            model_input = inverse.scale_model_input(x, t)
+            # the network at the sample we have ($x_{t'}$) and the timestep we go to ($t$)
+            output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
+            x = inverse.step(output, t, x).prev_sample
+        return x
