@@ -47,6 +47,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/shapes_world.py
 	$(PY) bench/pixel_ddpm.py
 	$(PY) bench/latent_diffusion.py
+	$(PY) bench/text_to_image.py
+	$(PY) bench/ddim.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -3,6 +3,7 @@
 minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lessons 03 and 05
 minildm train {toy2d,pixel,vae,latent,clip,text2img} [--budget quick|full] [--steps N] [--resume] ...
 minildm generate "a large red circle in the top left" [more prompts] [-o outputs/generated.png]
+                 [--sampler ddpm|ddim] [--steps N] [--eta 0] [--guidance S] [--seed N]
 minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
 """
 
@@ -12,13 +13,24 @@ import argparse
 from pathlib import Path
 
 DEMO_TIMESTEPS = (0, 50, 100, 200, 300, 500, 700, 999)
+DEMO_PROMPTS = (
+    "a large red circle in the top left",
+    "a small blue square in the bottom right",
+    "a large green triangle in the center",
+    "a yellow square in the top right",
+    "a red circle to the left of a blue square",
+    "a green triangle above a magenta circle",
+    "a cyan square below a yellow triangle",
+    "a blue triangle in the center",
+)
 
 
 def demo(output: Path, seed: int = 0) -> Path:
     """Draw a grid of shapes-world images with their captions, one image noised by the forward
-    process q(x_t | x_0) at a few timesteps, and images sampled from the shipped pixel-space
-    DDPM of lesson 03 and the latent diffusion model of lesson 05 (50 steps each, on the CPU in
-    a few seconds). Returns the path."""
+    process q(x_t | x_0) at a few timesteps, images sampled from the shipped pixel-space DDPM of
+    lesson 03 and the latent diffusion model of lesson 05, and the text-to-image model of lesson
+    06 turning ``DEMO_PROMPTS`` into pictures, each judged against its prompt (50 steps each, on
+    the CPU in seconds). Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +39,7 @@ def demo(output: Path, seed: int = 0) -> Path:
 
     from minildm.data import ShapesDataset
     from minildm.diffusion import add_noise
-    from minildm.metrics import score
+    from minildm.metrics import judge, score
     from minildm.pipeline import LatentDiffusionPipeline
     from minildm.samplers import Sampler
     from minildm.schedules import NoiseSchedule
@@ -46,9 +58,14 @@ def demo(output: Path, seed: int = 0) -> Path:
     samples = to_uint8(samples)
     latent_pipe = LatentDiffusionPipeline.from_pretrained(device="cpu")
     latent_samples = to_uint8(latent_pipe(8, 50, seed=seed, progress=False))
+    from minildm.text2img import TextToImagePipeline
 
-    fig = plt.figure(figsize=(11, 8.8))
-    grid = fig.add_gridspec(5, 8, hspace=0.45)
+    text_pipe = TextToImagePipeline.from_pretrained(device="cpu")
+    prompted = to_uint8(text_pipe(list(DEMO_PROMPTS), seed=seed, progress=False))
+    followed = [judge(image, prompt).ok for image, prompt in zip(prompted, DEMO_PROMPTS)]
+
+    fig = plt.figure(figsize=(11, 11))
+    grid = fig.add_gridspec(6, 8, hspace=0.55)
     for k in range(12):
         ax = fig.add_subplot(grid[k // 6, k % 6 + 1])
         ax.imshow(data.images[k], interpolation="nearest")
@@ -69,10 +86,17 @@ def demo(output: Path, seed: int = 0) -> Path:
         ax.imshow(latent_samples[k], interpolation="nearest")
         ax.set_title("sampled" if k else "lesson 05, latents:", fontsize=8)
         ax.axis("off")
+    for k, prompt in enumerate(DEMO_PROMPTS):
+        ax = fig.add_subplot(grid[5, k])
+        ax.imshow(prompted[k], interpolation="nearest")
+        ax.set_title(("✓ " if followed[k] else "✗ ") + _wrap(prompt, 18), fontsize=6.5)
+        ax.axis("off")
     fig.suptitle(
         f"The shapes world (judge: {verdict['score']:.0%} of captions satisfied), the forward "
         f"process q(x_t | x_0) (linear schedule, T = {len(schedule)}),\nand new images sampled "
-        "from noise by the pixel-space DDPM of lesson 03 and the latent diffusion model of lesson 05",
+        "from noise by the pixel-space DDPM of lesson 03 and the latent diffusion model of lesson 05;\n"
+        f"bottom row: lesson 06 turns prompts into pictures ({sum(followed)} of {len(followed)} "
+        "judged to follow their prompt)",
         fontsize=10,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_gen.add_argument("-n", "--num-images", type=int, default=1, help="images per prompt")
     p_gen.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
     p_gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (>= 1)")
+    p_gen.add_argument("--sampler", choices=("ddpm", "ddim"), default=None,
+                       help="reverse process (default: the pipeline's)")
+    p_gen.add_argument("--eta", type=float, default=0.0, help="DDIM's noise: 0 deterministic, 1 DDPM-like")
     p_gen.add_argument("--seed", type=int, default=0)
     p_gen.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
     p_gen.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -209,6 +236,8 @@ def generate(
     seed: int = 0,
     checkpoint: Path | None = None,
     device: str | None = None,
+    sampler: str | None = None,
+    eta: float = 0.0,
 ) -> Path:
     """Sample ``num_images`` images per prompt with the shipped text-to-image pipeline and save
     them as one picture, each image under its prompt. Returns the path."""
@@ -217,7 +246,7 @@ def generate(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minildm.text2img import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline
+    from minildm.text2img import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, TextToImagePipeline
     from minildm.utils import to_uint8
 
     if not isinstance(num_images, int) or num_images < 1:
@@ -225,8 +254,9 @@ def generate(
     pipe = TextToImagePipeline.from_pretrained(checkpoint, device=device)
     steps = DEFAULT_STEPS if steps is None else steps
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
     batch = [p for p in prompts for _ in range(num_images)]
-    images = to_uint8(pipe(batch, steps, guidance, seed=seed, progress=False))
+    images = to_uint8(pipe(batch, steps, guidance, seed=seed, progress=False, sampler=sampler, eta=eta))
     cols = min(len(batch), 8)
     rows = -(-len(batch) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
@@ -235,7 +265,8 @@ def generate(
     for ax, image, prompt in zip(axes.flat, images, batch):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(_wrap(prompt or "(empty prompt)", 18), fontsize=7)
-    fig.suptitle(f"{steps} steps, guidance {guidance:g}, seed {seed}", fontsize=8)
+    how = f"DDIM (eta {eta:g})" if sampler == "ddim" else "DDPM"
+    fig.suptitle(f"{how}, {steps} steps, guidance {guidance:g}, seed {seed}", fontsize=8)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -258,6 +289,6 @@ def main(argv: list[str] | None = None) -> int:
               f"written to {path.resolve()}")
     elif args.command == "generate":
         path = generate(args.prompts, args.output, args.num_images, args.steps, args.guidance, args.seed,
-                        args.checkpoint, args.device)
+                        args.checkpoint, args.device, args.sampler, args.eta)
         print(f"{len(args.prompts) * args.num_images} image(s) written to {path.resolve()}")
     return 0

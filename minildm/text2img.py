@@ -9,6 +9,10 @@ context and with the empty prompt's, and extrapolates:
     eps_hat = eps(z_t, empty) + s * (eps(z_t, c) - eps(z_t, empty)).
 ``guidance_scale`` s = 1 is the plain conditional model; larger s follows the prompt harder.
 (The same formula applies to a v-prediction: v is linear in eps for a given z_t.)
+
+``sampler`` picks the reverse process: "ddpm" (lesson 03's ancestral sampler) or "ddim" (lesson
+07: deterministic with ``eta=0``, good in fewer steps). Both use the checkpoint's noise schedule and
+the same guidance code (``Sampler.get_model_output``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from minildm.ddim import DDIMSampler, DDIMScheduler
 from minildm.samplers import DDPMScheduler, Sampler
 from minildm.tasks import checkpoint_dir, load_pretrained, load_vae
 from minildm.text import TextEncoder
@@ -26,6 +31,8 @@ from minildm.vae import AutoencoderKL
 #: Defaults of ``TextToImagePipeline.__call__``, chosen by ``bench/text_to_image.py``.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 3.0
+DEFAULT_SAMPLER = "ddpm"
+SAMPLERS = ("ddpm", "ddim")
 
 
 class TextToImagePipeline:
@@ -50,7 +57,10 @@ class TextToImagePipeline:
             )
         self.unet, self.scheduler, self.vae = unet, scheduler, vae
         self.scale_factor, self.text_encoder = scale_factor, text_encoder
-        self.sampler = Sampler()
+        self.sampler = Sampler()  # DDPM; its get_model_output is the guidance of every sampler
+        # DDIM reuses the checkpoint's schedule (betas, prediction type, clipping, spacing)
+        self.ddim_sampler = DDIMSampler()
+        self.ddim_scheduler = DDIMScheduler.from_config(scheduler.config)
 
     @classmethod
     def from_pretrained(
@@ -94,6 +104,13 @@ class TextToImagePipeline:
         return self.text_encoder(prompts)
 
     @torch.no_grad()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1], (B, 3, H, W) -> scaled latents ``f * mode(q(z | x))``, the inverse of
+        :meth:`decode` (for DDIM inversion, img2img and inpainting)."""
+        device = next(self.vae.parameters()).device
+        return self.vae.encode(images.to(device)).mode() * self.scale_factor
+
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> images in [-1, 1]."""
         return self.vae.decode(latents / self.scale_factor).clamp(-1, 1)
@@ -107,11 +124,14 @@ class TextToImagePipeline:
         seed: int = 0,
         progress: bool = True,
         return_latents: bool = False,
+        sampler: str = DEFAULT_SAMPLER,
+        eta: float = 0.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
         images on every device (the noise is drawn on the CPU).
 
-        The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies)."""
+        The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
+        ``sampler`` is "ddpm" or "ddim"; ``eta`` (DDIM only) is its noise, 0 = deterministic."""
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
@@ -122,19 +142,26 @@ class TextToImagePipeline:
             raise ValueError(
                 f"guidance_scale must be >= 1 (1 means no guidance; SD uses 7.5), got {guidance_scale!r}"
             )
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "ddpm" and eta != 0.0:
+            raise ValueError(f"eta is DDIM's noise level; with sampler='ddpm' leave it 0, got {eta!r}")
         cond = self.encode_prompt(prompts)
         uncond = self.encode_prompt([""])
-        latents = self.sampler.sample(
-            self.unet,
-            (len(prompts), *self.latent_shape),
-            self.scheduler,
-            num_inference_steps,
+        common = dict(
             generator=torch.Generator().manual_seed(seed),
             cond=cond,
             uncond=uncond,
             guidance_scale=guidance_scale,
             progress=progress,
         )
+        shape = (len(prompts), *self.latent_shape)
+        if sampler == "ddim":
+            latents = self.ddim_sampler.sample(
+                self.unet, shape, self.ddim_scheduler, num_inference_steps, eta=eta, **common
+            )
+        else:
+            latents = self.sampler.sample(self.unet, shape, self.scheduler, num_inference_steps, **common)
         images = self.decode(latents)
         return (images, latents) if return_latents else images
 

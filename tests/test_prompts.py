@@ -3,9 +3,10 @@ where it should; the judge passes clean renders of them."""
 
 import numpy as np
 import pytest
+import torch
 
 from minildm.data import parse_caption, render_caption
-from minildm.metrics import PROMPT_KINDS, prompt_set, score
+from minildm.metrics import PROMPT_KINDS, prompt_fidelity, prompt_set, score
 
 
 @pytest.mark.parametrize("kind", PROMPT_KINDS)
@@ -30,3 +31,24 @@ def test_bad_arguments():
         prompt_set("three", 4)
     with pytest.raises(ValueError, match="n must be a positive int"):
         prompt_set("one", 0)
+
+
+def test_prompt_fidelity_judges_a_pipeline():
+    calls = []
+
+    def renderer(prompts, seed, progress, colour_blind=False):
+        calls.append((len(prompts), seed))
+        if colour_blind:
+            swap = {"red": "green", "green": "red"}
+            prompts = [" ".join(swap.get(w, w) for w in p.split()) for p in prompts]
+        images = np.stack([render_caption(p, seed=seed, allow_heldout=True) for p in prompts])
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    results = prompt_fidelity(renderer, 10, kinds=("one", "two"), batch_size=4)
+    assert set(results) == {"one", "two", "all"} and results["all"]["n"] == 20
+    assert all(r["score"] == 1.0 for r in results.values())
+    assert calls[:3] == [(4, 0), (4, 1), (2, 2)]  # batch i is sampled with seed i
+    wrong = prompt_fidelity(renderer, 10, kinds=("one",), colour_blind=True)
+    assert wrong["one"]["score"] < 1.0 and wrong["one"]["attributes"]["colour"] < 1.0
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        prompt_fidelity(renderer, 2, batch_size=0)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from minildm.cli import main
+from minildm.data import ShapesDataset
 from minildm.tasks import checkpoint_dir, load_pretrained
 from minildm.text import (
     MiniCLIPConfig,
@@ -57,7 +58,38 @@ def test_pipeline_generates_deterministically(pipe):
     assert pipe("", 2, seed=0, progress=False).shape == (1, 3, 32, 32)
 
 
+def test_pipeline_ddim_sampler(pipe):
+    prompts = ["a small green triangle"]
+    ddim = pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim")
+    assert ddim.shape == (1, 3, 32, 32)
+    # eta = 0: deterministic given the seed, and a different process from DDPM
+    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim"))
+    assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
+    # eta > 0 adds fresh noise at every step (drawn from the same seeded generator)
+    noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim", eta=1.0)
+    assert not torch.equal(ddim, noisy)
+    assert torch.equal(noisy, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim", eta=1.0))
+    assert pipe.ddim_scheduler.alphas_cumprod.equal(pipe.scheduler.alphas_cumprod)
+
+
+def test_encode_image_is_the_inverse_of_decode(pipe):
+    images = ShapesDataset(4, seed=2).tensors()
+    latents = pipe.encode_image(images)
+    assert latents.shape == (4, *pipe.latent_shape)
+    assert (pipe.decode(latents).cpu() - images).abs().mean() < 0.05  # the VAE's reconstruction
+    with pytest.raises(ValueError, match="x must be an image batch"):
+        pipe.encode_image(torch.zeros(1, 3, 30, 30))
+
+
 def test_pipeline_bad_input(pipe):
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        pipe(["a red circle"], 2, sampler="euler", progress=False)
+    with pytest.raises(ValueError, match="eta is DDIM's noise level"):
+        pipe(["a red circle"], 2, eta=0.5, progress=False)
+    with pytest.raises(ValueError, match="eta must be a float in"):
+        pipe(["a red circle"], 2, sampler="ddim", eta=2.0, progress=False)
+    with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 1000\]"):
+        pipe(["a red circle"], 1001, progress=False)
     with pytest.raises(ValueError, match="unknown word 'purple'.*vocabulary is a, above"):
         pipe(["a purple circle"], 2, progress=False)
     with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
@@ -105,6 +137,9 @@ def test_generate_command(trained, tmp_path, capsys, monkeypatch):
     args = ["generate", "a red circle", "a small blue square", "-n", "2", "--steps", "2", "-o", str(out)]
     assert main(args) == 0
     assert out.stat().st_size > 1000 and "4 image(s) written" in capsys.readouterr().out
+    assert main(["generate", "a red circle", "--sampler", "ddim", "--eta", "0", "--steps", "3",
+                 "-o", str(out)]) == 0
+    assert "1 image(s) written" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown word 'purple'"):
         main(["generate", "a purple circle", "-o", str(out)])
 

@@ -9,7 +9,7 @@ from minildm.metrics.judge import (
     nearest_colour,
     score,
 )
-from minildm.metrics.prompts import PROMPT_KINDS, prompt_set
+from minildm.metrics.prompts import PROMPT_KINDS, prompt_fidelity, prompt_set
 
 __all__ = [
     "PROMPT_KINDS",
@@ -19,6 +19,7 @@ __all__ = [
     "detect_objects",
     "judge",
     "nearest_colour",
+    "prompt_fidelity",
     "prompt_set",
     "score",
 ]

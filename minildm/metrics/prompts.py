@@ -13,7 +13,10 @@ The first three kinds use only the pairs seen in training.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import torch
 
 from minildm.data.captions import COLOURS, HELDOUT_PAIRS, POSITIONS, RELATIONS, SHAPES, SIZES
 
@@ -66,3 +69,33 @@ def prompt_set(kind: str, n: int, seed: int = 0) -> list[str]:
             other = _pick(rng, SEEN_PAIRS + [p for p in HELDOUT if p != novel])
             prompts.append(_two(rng, novel, other) if rng.uniform() < 0.5 else _two(rng, other, novel))
     return prompts
+
+
+def prompt_fidelity(
+    pipe: Callable[..., torch.Tensor],
+    n: int,
+    kinds: tuple[str, ...] = PROMPT_KINDS,
+    seed: int = 1,
+    batch_size: int = 64,
+    **pipe_kwargs,
+) -> dict[str, dict]:
+    """Judge a text-to-image pipeline on ``n`` prompts of each kind: ``{kind: score(...)}``, plus
+    ``"all"`` (every prompt together).
+
+    ``pipe(prompts, seed=..., progress=False, **pipe_kwargs)`` must return images in [-1, 1]
+    (a :class:`~minildm.text2img.TextToImagePipeline` does). Batch ``i`` is sampled with seed
+    ``i``, so two samplers given the same prompts start from the same noise."""
+    from minildm.metrics.judge import score
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    results, prompts_all, images_all = {}, [], []
+    for kind in kinds:
+        prompts = prompt_set(kind, n, seed=seed)
+        batches = [prompts[i : i + batch_size] for i in range(0, n, batch_size)]
+        images = torch.cat([pipe(b, seed=i, progress=False, **pipe_kwargs) for i, b in enumerate(batches)])
+        results[kind] = score(images, prompts)
+        prompts_all += prompts
+        images_all.append(images)
+    results["all"] = score(torch.cat(images_all), prompts_all)
+    return results
