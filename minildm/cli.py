@@ -29,8 +29,8 @@ def demo(output: Path, seed: int = 0) -> Path:
     """Draw a grid of shapes-world images with their captions, one image noised by the forward
     process q(x_t | x_0) at a few timesteps, images sampled from the shipped pixel-space DDPM of
     lesson 03 and the latent diffusion model of lesson 05, and the text-to-image model of lesson
-    06 turning ``DEMO_PROMPTS`` into pictures, each judged against its prompt (50 steps each, on
-    the CPU in seconds). Returns the path."""
+    06 turning ``DEMO_PROMPTS`` into pictures, each judged against its prompt (lesson 07's DDIM,
+    the pipeline's default; the CPU takes seconds). Returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")

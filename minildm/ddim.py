@@ -32,8 +32,6 @@ import torch
 
 from minildm.diffusion import (
     PREDICTION_TYPES,
-    add_noise,
-    get_velocity,
     predict_eps_from_v,
     predict_eps_from_x0,
     predict_x0_from_eps,
@@ -169,25 +167,10 @@ class DDIMScheduler:
 
     # ------------------------------------------------------------------ forward process
 
-    def add_noise(
-        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
-    ) -> torch.Tensor:
-        r"""$x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ (see
-        :func:`minildm.diffusion.add_noise`)."""
-        return add_noise(original_samples, noise, timesteps, self.alphas_cumprod)
-
-    def get_velocity(
-        self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
-    ) -> torch.Tensor:
-        r"""The v-prediction target $v = \sqrt{\bar\alpha_t}\, \epsilon - \sqrt{1 - \bar\alpha_t}\, x_0$
-        (``sample`` is $x_0$)."""
-        return get_velocity(sample, noise, timesteps, self.alphas_cumprod)
-
-    def scale_model_input(
-        self, sample: torch.Tensor, timestep: int | torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The identity: DDIM feeds $x_t$ to the network as it is (kept for a common API)."""
-        return sample
+    # $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ and the v target, as for DDPM
+    add_noise = DDPMScheduler.add_noise
+    get_velocity = DDPMScheduler.get_velocity
+    scale_model_input = DDPMScheduler.scale_model_input  # the identity: x_t goes in as it is
 
     # ------------------------------------------------------------------ reverse process
 

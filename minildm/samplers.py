@@ -190,7 +190,8 @@ class DDPMScheduler:
     def scale_model_input(
         self, sample: torch.Tensor, timestep: int | torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The identity: DDPM feeds $x_t$ to the network as it is (kept for a common API)."""
+        """The identity: DDPM and DDIM feed $x_t$ to the network as it is (kept for a common API;
+        the Euler samplers scale it)."""
         return sample
 
     # ------------------------------------------------------------------ reverse process

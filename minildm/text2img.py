@@ -28,10 +28,11 @@ from minildm.text import TextEncoder
 from minildm.utils import get_device
 from minildm.vae import AutoencoderKL
 
-#: Defaults of ``TextToImagePipeline.__call__``, chosen by ``bench/text_to_image.py``.
-DEFAULT_STEPS = 50
+#: Defaults of ``TextToImagePipeline.__call__``, chosen by ``bench/text_to_image.py`` (guidance)
+#: and ``bench/ddim.py`` (DDIM in 25 steps judged as good as DDPM in 1000, 40x faster).
+DEFAULT_STEPS = 25
 DEFAULT_GUIDANCE = 3.0
-DEFAULT_SAMPLER = "ddpm"
+DEFAULT_SAMPLER = "ddim"
 SAMPLERS = ("ddpm", "ddim")
 
 
