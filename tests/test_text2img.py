@@ -64,7 +64,8 @@ def test_pipeline_ddim_sampler(pipe):
     assert ddim.shape == (1, 3, 32, 32)
     # eta = 0: deterministic given the seed, and a different process from DDPM
     assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim"))
-    assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
+    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))  # DDIM is the default
+    assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddpm"))
     # eta > 0 adds fresh noise at every step (drawn from the same seeded generator)
     noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim", eta=1.0)
     assert not torch.equal(ddim, noisy)
@@ -85,7 +86,7 @@ def test_pipeline_bad_input(pipe):
     with pytest.raises(ValueError, match="sampler must be one of"):
         pipe(["a red circle"], 2, sampler="euler", progress=False)
     with pytest.raises(ValueError, match="eta is DDIM's noise level"):
-        pipe(["a red circle"], 2, eta=0.5, progress=False)
+        pipe(["a red circle"], 2, sampler="ddpm", eta=0.5, progress=False)
     with pytest.raises(ValueError, match="eta must be a float in"):
         pipe(["a red circle"], 2, sampler="ddim", eta=2.0, progress=False)
     with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 1000\]"):
