@@ -31,21 +31,20 @@ from types import SimpleNamespace
 import torch
 
 from minildm.diffusion import (
-    PREDICTION_TYPES,
     predict_eps_from_v,
     predict_eps_from_x0,
     predict_x0_from_eps,
     predict_x0_from_v,
 )
 from minildm.samplers import (
-    TIMESTEP_SPACINGS,
     DDPMScheduler,
     Model,
     Sampler,
     SchedulerOutput,
+    _check_arguments,
+    _init_schedule,
     _timestep_int,
 )
-from minildm.schedules import NoiseSchedule
 from minildm.utils import progress as progress_bar
 
 
@@ -95,17 +94,7 @@ class DDIMScheduler:
         timestep_spacing: str = "leading",
         rescale_betas_zero_snr: bool = False,
     ) -> None:
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-        if timestep_spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {timestep_spacing!r}")
-        if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
-            raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
-        if not clip_sample_range > 0:
-            raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range!r}")
-        schedule = NoiseSchedule(
-            beta_schedule, num_train_timesteps, beta_start, beta_end, rescale_betas_zero_snr
-        )
+        _check_arguments(prediction_type, timestep_spacing, steps_offset, clip_sample_range)
         self.config = SimpleNamespace(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,
@@ -119,14 +108,9 @@ class DDIMScheduler:
             timestep_spacing=timestep_spacing,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
-        self.betas = schedule.betas
-        self.alphas = schedule.alphas
-        self.alphas_cumprod = schedule.alphas_cumprod
+        _init_schedule(self)  # DDPM's schedule, x_T ~ N(0, I) and every timestep, as for DDPM
         # $\bar\alpha$ after the last step: 1 (the clean sample) or $\bar\alpha_0$ (the paper's t = 1)
         self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
-        self.init_noise_sigma = 1.0  # x_T ~ N(0, I), as for DDPM
-        self.num_inference_steps: int | None = None
-        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
 
     @classmethod
     def from_config(cls, config: SimpleNamespace | Mapping) -> DDIMScheduler:

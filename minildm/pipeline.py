@@ -58,8 +58,10 @@ class LatentDiffusionPipeline:
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] -> scaled latents (the posterior's mean times ``scale_factor``)."""
-        return self.scale_factor * self.vae.encode(images).mode()
+        """Images in [-1, 1], (B, 3, H, W) -> scaled latents ``f * mode(q(z | x))`` (the posterior's
+        mean times ``scale_factor``) on the VAE's device, the inverse of :meth:`decode`."""
+        device = next(self.vae.parameters()).device
+        return self.scale_factor * self.vae.encode(images.to(device)).mode()
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,36 @@ def _timestep_int(timestep: int | torch.Tensor) -> int:
     return int(timestep)
 
 
+def _check_arguments(
+    prediction_type: str, timestep_spacing: str, steps_offset: int, clip_sample_range: float
+) -> None:
+    """The argument checks the DDPM and DDIM schedulers share."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+    if timestep_spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {timestep_spacing!r}")
+    if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
+        raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
+    if not clip_sample_range > 0:
+        raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range!r}")
+
+
+def _init_schedule(scheduler) -> None:
+    """The state the DDPM and DDIM schedulers share, from their ``config``: the noise schedule
+    (betas, alphas, alphas_cumprod), the starting noise scale and every timestep, T-1 first."""
+    cfg = scheduler.config
+    # the same beta_start / beta_end go to every schedule, as in diffusers (SD passes 0.00085, 0.012)
+    schedule = NoiseSchedule(
+        cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end, cfg.rescale_betas_zero_snr
+    )
+    scheduler.betas = schedule.betas
+    scheduler.alphas = schedule.alphas
+    scheduler.alphas_cumprod = schedule.alphas_cumprod
+    scheduler.init_noise_sigma = 1.0  # x_T ~ N(0, I): no extra scaling (unlike the Euler/Karras samplers)
+    scheduler.num_inference_steps = None
+    scheduler.timesteps = torch.arange(cfg.num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
+
+
 class DDPMScheduler:
     r"""Ancestral sampling of Ho et al. (2020), with diffusers' ``DDPMScheduler`` API and numbers.
 
@@ -79,20 +109,9 @@ class DDPMScheduler:
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
     ) -> None:
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"variance_type must be one of {VARIANCE_TYPES}, got {variance_type!r}")
-        if timestep_spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {timestep_spacing!r}")
-        if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
-            raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
-        if not clip_sample_range > 0:
-            raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range!r}")
-        # the same beta_start / beta_end go to every schedule, as in diffusers (SD passes 0.00085, 0.012)
-        schedule = NoiseSchedule(
-            beta_schedule, num_train_timesteps, beta_start, beta_end, rescale_betas_zero_snr
-        )
+        _check_arguments(prediction_type, timestep_spacing, steps_offset, clip_sample_range)
         self.config = SimpleNamespace(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,
@@ -106,12 +125,7 @@ class DDPMScheduler:
             steps_offset=steps_offset,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
         )
-        self.betas = schedule.betas
-        self.alphas = schedule.alphas
-        self.alphas_cumprod = schedule.alphas_cumprod
-        self.init_noise_sigma = 1.0  # x_T ~ N(0, I): no extra scaling (unlike the Euler/Karras samplers)
-        self.num_inference_steps: int | None = None
-        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
+        _init_schedule(self)
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps

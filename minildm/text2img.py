@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from minildm.ddim import DDIMSampler, DDIMScheduler
+from minildm.pipeline import LatentDiffusionPipeline
 from minildm.samplers import DDPMScheduler, Sampler
 from minildm.tasks import checkpoint_dir, load_pretrained, load_vae
 from minildm.text import TextEncoder
@@ -95,26 +96,15 @@ class TextToImagePipeline:
             text_encoder = TextEncoder.from_pretrained(text_encoder_path or encoder_cfg["path"]).to(device)
         return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder)
 
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        return self.vae.config.latent_shape()
+    # the VAE side is lesson 05's: the same latent shape, encoder and decoder
+    latent_shape = LatentDiffusionPipeline.latent_shape
+    encode_image = LatentDiffusionPipeline.encode  # for DDIM inversion, img2img and inpainting
+    decode = LatentDiffusionPipeline.decode
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """Prompts -> context ``[B, tokens, width]``; an unknown word raises a ValueError naming it."""
         return self.text_encoder(prompts)
-
-    @torch.no_grad()
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1], (B, 3, H, W) -> scaled latents ``f * mode(q(z | x))``, the inverse of
-        :meth:`decode` (for DDIM inversion, img2img and inpainting)."""
-        device = next(self.vae.parameters()).device
-        return self.vae.encode(images.to(device)).mode() * self.scale_factor
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> images in [-1, 1]."""
-        return self.vae.decode(latents / self.scale_factor).clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(
