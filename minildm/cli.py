@@ -44,6 +44,7 @@ def demo(output: Path, seed: int = 0) -> Path:
     from minildm.samplers import Sampler
     from minildm.schedules import NoiseSchedule
     from minildm.tasks import load_pretrained
+    from minildm.text2img import TextToImagePipeline
     from minildm.utils import seed_everything, to_uint8
 
     generator = seed_everything(seed)
@@ -58,8 +59,6 @@ def demo(output: Path, seed: int = 0) -> Path:
     samples = to_uint8(samples)
     latent_pipe = LatentDiffusionPipeline.from_pretrained(device="cpu")
     latent_samples = to_uint8(latent_pipe(8, 50, seed=seed, progress=False))
-    from minildm.text2img import TextToImagePipeline
-
     text_pipe = TextToImagePipeline.from_pretrained(device="cpu")
     prompted = to_uint8(text_pipe(list(DEMO_PROMPTS), seed=seed, progress=False))
     followed = [judge(image, prompt).ok for image, prompt in zip(prompted, DEMO_PROMPTS)]

@@ -129,10 +129,7 @@ class TextToImagePipeline:
             raise ValueError(f"prompts must be a str or a non-empty list of str, got {prompts!r}")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
-        if not guidance_scale >= 1.0:
-            raise ValueError(
-                f"guidance_scale must be >= 1 (1 means no guidance; SD uses 7.5), got {guidance_scale!r}"
-            )
+        # (guidance_scale is checked by Sampler.sample, for every sampler)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if sampler == "ddpm" and eta != 0.0:

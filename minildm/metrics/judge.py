@@ -259,7 +259,11 @@ def score(images, captions: list[str]) -> dict:
         images = to_uint8(images)
     if len(images) != len(captions):
         raise ValueError(f"got {len(images)} images but {len(captions)} captions")
-    verdicts = [judge(img, cap) for img, cap in zip(images, captions)]
+    return summarise([judge(img, cap) for img, cap in zip(images, captions)], captions)
+
+
+def summarise(verdicts: list[Judgement], captions: list[str]) -> dict:
+    """The summary :func:`score` returns, from verdicts already made (one per caption)."""
     specs = [parse_caption(c) for c in captions]
 
     def frac(vs):

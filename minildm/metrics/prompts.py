@@ -85,17 +85,17 @@ def prompt_fidelity(
     ``pipe(prompts, seed=..., progress=False, **pipe_kwargs)`` must return images in [-1, 1]
     (a :class:`~minildm.text2img.TextToImagePipeline` does). Batch ``i`` is sampled with seed
     ``i``, so two samplers given the same prompts start from the same noise."""
-    from minildm.metrics.judge import score
+    from minildm.metrics.judge import score, summarise
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    results, prompts_all, images_all = {}, [], []
+    results, prompts_all, verdicts_all = {}, [], []
     for kind in kinds:
         prompts = prompt_set(kind, n, seed=seed)
         batches = [prompts[i : i + batch_size] for i in range(0, n, batch_size)]
         images = torch.cat([pipe(b, seed=i, progress=False, **pipe_kwargs) for i, b in enumerate(batches)])
         results[kind] = score(images, prompts)
         prompts_all += prompts
-        images_all.append(images)
-    results["all"] = score(torch.cat(images_all), prompts_all)
+        verdicts_all += results[kind]["verdicts"]
+    results["all"] = summarise(verdicts_all, prompts_all)  # the same verdicts, not judged again
     return results
