@@ -234,6 +234,35 @@ def encode_dataset(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 2
     return torch.cat(means), torch.cat(stds)
 
 
+def latent_diffusion_loss(
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    scale: float,
+    scheduler: DDPMScheduler,
+    pick_context: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]:
+    """The loss of a DDPM on scaled VAE latents (lesson 05), given the encoded dataset's posterior
+    ``mean`` and ``std``. With ``pick_context(idx, generator)`` the U-Net is also given the
+    context of the drawn examples (lesson 06); it is called after the latents are drawn."""
+    T = scheduler.config.num_train_timesteps
+
+    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        device = next(model.parameters()).device
+        idx = torch.randint(len(mean), (batch_size,), generator=generator)
+        # a fresh sample of the posterior every time: z = mu + sigma * eps, then scaled
+        z0 = scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
+        context = None if pick_context is None else pick_context(idx, generator).to(device)
+        t = sample_timesteps(batch_size, T, generator=generator)
+        noise = torch.randn(z0.shape, generator=generator)
+        z_t = add_noise(z0, noise, t, scheduler.alphas_cumprod)
+        inputs = (z_t.to(device), t.to(device)) + (() if context is None else (context,))
+        output = model(*inputs)
+        target_args = (z0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
+        return diffusion_loss(output, *target_args, prediction_type=scheduler.config.prediction_type)
+
+    return loss
+
+
 def latent_task(
     budget: str = "quick", seed: int = 0, data_size: int | None = None, vae_path: str | Path | None = None
 ) -> Task:
@@ -256,20 +285,7 @@ def latent_task(
         "data": data_cfg,
         "vae": {"model": vae_config["model"], "scale_factor": scale},
     }
-    T = scheduler.config.num_train_timesteps
-
-    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        device = next(model.parameters()).device
-        idx = torch.randint(len(mean), (batch_size,), generator=generator)
-        # a fresh sample of the posterior every time: z = mu + sigma * eps, then scaled
-        z0 = scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
-        t = sample_timesteps(batch_size, T, generator=generator)
-        noise = torch.randn(z0.shape, generator=generator)
-        z_t = add_noise(z0, noise, t, scheduler.alphas_cumprod)
-        output = model(z_t.to(device), t.to(device))
-        target_args = (z0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
-        return diffusion_loss(output, *target_args, prediction_type=scheduler.config.prediction_type)
-
+    loss = latent_diffusion_loss(mean, std, scale, scheduler)
     cfg = _with_seed(LATENT_BUDGETS[_check_budget(budget)], seed)
     torch.manual_seed(seed)
     return Task("latent_ddpm", UNetModel(LATENT_UNET), loss, config, cfg)

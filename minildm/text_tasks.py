@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 from minildm.data import ShapesDataset
-from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
 from minildm.nn import UNetModel
 from minildm.samplers import DDPMScheduler
 from minildm.tasks import (
@@ -33,6 +32,7 @@ from minildm.tasks import (
     _check_budget,
     _with_seed,
     encode_dataset,
+    latent_diffusion_loss,
     load_vae,
 )
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, clip_loss, load_tokenizer, tokenize
@@ -165,22 +165,13 @@ def text2img_task(
         "text_encoder": encoder_cfg,
         "caption_dropout": CAPTION_DROPOUT,
     }
-    T = scheduler.config.num_train_timesteps
 
-    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        device = next(model.parameters()).device
-        idx = torch.randint(len(mean), (batch_size,), generator=generator)
-        z0 = scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
+    def pick_context(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # drop the caption 10% of the time: the same network learns eps(z_t, empty prompt)
-        drop = torch.rand(batch_size, generator=generator) < CAPTION_DROPOUT
-        context = torch.where(drop[:, None, None], uncond, contexts[caption_index[idx]])
-        t = sample_timesteps(batch_size, T, generator=generator)
-        noise = torch.randn(z0.shape, generator=generator)
-        z_t = add_noise(z0, noise, t, scheduler.alphas_cumprod)
-        output = model(z_t.to(device), t.to(device), context.to(device))
-        target_args = (z0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
-        return diffusion_loss(output, *target_args, prediction_type=scheduler.config.prediction_type)
+        drop = torch.rand(len(idx), generator=generator) < CAPTION_DROPOUT
+        return torch.where(drop[:, None, None], uncond, contexts[caption_index[idx]])
 
+    loss = latent_diffusion_loss(mean, std, scale, scheduler, pick_context)
     cfg = _with_seed(TEXT2IMG_BUDGETS[_check_budget(budget)], seed)
     torch.manual_seed(seed)
     return Task("text2img", UNetModel(unet_config), loss, config, cfg)
