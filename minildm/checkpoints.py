@@ -10,6 +10,11 @@ Two kinds of files:
 
 Every file is written to a temporary name and then renamed over the old one (``os.replace``
 is atomic on POSIX and Windows), so a crash mid-write never leaves a half-written checkpoint.
+
+Loading is here too, and only here: :func:`build_model` makes the (untrained) model a config
+describes, :func:`load_pretrained` fills it with a checkpoint's weights, :func:`load_vae` and
+:func:`load_text_encoder` load the two frozen helpers of a latent pipeline. Inference imports
+nothing from training: a pipeline loads its parts with these functions alone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel
+
+from minildm.nn import UNetConfig, UNetModel
+from minildm.nn.mlp import MLPConfig, MLPDenoiser
+from minildm.schedulers import DDPMScheduler
+from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
+from minildm.utils import get_device
+from minildm.vae import AutoencoderKL, VAEConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -162,8 +176,6 @@ def save_training_state(
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Read a training state: ``{"model", "ema", "optimizer", "step", "config"}``."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training state at {str(path)!r}; nothing to resume")
@@ -181,3 +193,92 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         "step": int(metadata["step"]),
         "config": json.loads(metadata["config"]),
     }
+
+
+# ------------------------------------------------------------------------- loading models
+
+#: The kinds of checkpoint ``python -m minildm train <kind>`` makes (task names equal kinds).
+KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img")
+
+
+def checkpoint_dir() -> Path:
+    """Where shipped checkpoints live: ``data/checkpoints`` of the repository (or
+    ``$MINILDM_CHECKPOINTS``)."""
+    env = os.environ.get("MINILDM_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+
+
+def build_model(config: dict) -> torch.nn.Module:
+    """The (untrained) model a checkpoint config describes."""
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
+    if "model" not in config:
+        raise ValueError(f"the {kind!r} checkpoint config has no 'model' section")
+    model = config["model"]
+    if kind == "toy2d":
+        return MLPDenoiser(MLPConfig.from_dict(model["mlp"]))
+    if kind == "vae":
+        return AutoencoderKL(VAEConfig.from_dict(model["vae"]))
+    if kind == "clip":
+        return build_clip(MiniCLIPConfig.from_dict(model["clip"]), load_tokenizer())
+    return UNetModel(UNetConfig.from_dict(model["unet"]))  # pixel_ddpm, latent_ddpm, text2img
+
+
+def scheduler_from_config(config: dict) -> DDPMScheduler:
+    """The DDPM scheduler a checkpoint was trained with (its ``"scheduler"`` section)."""
+    return DDPMScheduler(**config["scheduler"])
+
+
+def _folder(kind: str, path: str | Path | None) -> Path:
+    return Path(path) if path is not None else checkpoint_dir() / kind
+
+
+def load_pretrained(
+    kind: str, path: str | Path | None = None, device: str | torch.device | None = None
+) -> tuple[torch.nn.Module, DDPMScheduler | None, dict]:
+    """Load a trained model: ``(model in eval mode, its scheduler, its config)``.
+
+    ``path`` defaults to the shipped checkpoint ``data/checkpoints/<kind>``. A checkpoint of
+    another kind, or whose weights do not fit its config, raises a ``ValueError``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
+    folder = _folder(kind, path)
+    config = read_config(folder, expected_kind=kind)
+    model = load_weights(folder, build_model(config))
+    scheduler = scheduler_from_config(config) if "scheduler" in config else None  # clip has none
+    return model.to(get_device(device)).eval(), scheduler, config
+
+
+def load_vae(
+    path: str | Path | None = None, device: str | torch.device | None = None
+) -> tuple[AutoencoderKL, dict]:
+    """Load a trained VAE: ``(model in eval mode, config)``; ``config["scale_factor"]`` is the
+    latent scale estimated from data when it was trained (``python -m minildm train vae``)."""
+    model, _, config = load_pretrained("vae", path, device=device)
+    if "scale_factor" not in config:
+        folder = _folder("vae", path)
+        raise ValueError(f"VAE checkpoint {str(folder)!r} has no scale_factor in its config.json")
+    return model, config
+
+
+def load_text_encoder(
+    path: str | Path | None = None, device: str | torch.device | None = None
+) -> tuple[TextEncoder, dict]:
+    """The frozen text tower of a trained mini CLIP (``data/checkpoints/clip`` by default), with
+    the shipped tokenizer: ``(TextEncoder, clip checkpoint config)``. Only the text half is built
+    and read: the image tower and the projections stay on disk."""
+    folder = _folder("clip", path)
+    config = read_config(folder, expected_kind="clip")
+    tokenizer = load_tokenizer()
+    clip_config = MiniCLIPConfig.from_dict(config["model"]["clip"]).to_transformers(tokenizer)
+    text_model = CLIPTextModel(clip_config.text_config)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {str(folder)!r}")
+    prefix = "text_model."
+    with safe_open(str(weights), framework="pt") as f:
+        state = {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}  # noqa: SIM118
+    # transformers 4 nests the layers one level deeper (CLIPTextModel.text_model); 5 does not
+    load_state_dict_checked(getattr(text_model, "text_model", text_model), state, source=str(folder))
+    return TextEncoder(text_model.to(get_device(device)), tokenizer), config

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from minildm.utils import check_positive_int
+
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
@@ -241,14 +243,8 @@ def sample_timesteps(
 ) -> torch.Tensor:
     r"""One uniformly random timestep per sample, $t \sim \mathcal{U}\{0, \dots, T-1\}$, drawn on
     the CPU (so a seed gives the same timesteps on every device) and moved to ``device``."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
-    if (
-        isinstance(num_train_timesteps, bool)
-        or not isinstance(num_train_timesteps, int)
-        or num_train_timesteps < 1
-    ):
-        raise ValueError(f"num_train_timesteps must be a positive int, got {num_train_timesteps!r}")
+    check_positive_int("batch", batch)
+    check_positive_int("num_train_timesteps", num_train_timesteps)
     draw_on = generator.device if generator is not None else torch.device("cpu")
     t = torch.randint(0, num_train_timesteps, (batch,), generator=generator, device=draw_on)
     return t if device is None else t.to(device)

@@ -30,7 +30,7 @@ from minildm.checkpoints import (
     save_model,
     save_training_state,
 )
-from minildm.utils import get_device, progress
+from minildm.utils import check_positive_int, get_device, progress
 
 
 @dataclass
@@ -49,9 +49,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

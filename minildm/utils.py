@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -12,6 +13,19 @@ import torch
 from tqdm.auto import tqdm
 
 BUDGETS = ("quick", "full")
+
+
+def is_positive_int(value: object) -> bool:
+    """An ``int`` >= 1 (``True`` is not one, nor is ``2.0``)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` if it is an int >= 1, else a ValueError naming ``name``: every "how many"
+    argument of minildm (steps, batch sizes, widths) goes through here."""
+    if not is_positive_int(value):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -112,16 +126,46 @@ def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, padding: int = 2
     return to_uint8(grid)
 
 
+def figure_path(path: str | Path) -> Path:
+    """Where :func:`save_figure` writes ``path``: ``.png`` added when it has no suffix; a folder
+    is refused (name a file in it)."""
+    path = Path(path)
+    if path.is_dir():
+        example = str(path / "out.png")
+        raise ValueError(f"output {str(path)!r} is a folder; name an image file, e.g. {example!r}")
+    return path if path.suffix else path.with_suffix(".png")
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically: to a temporary file beside ``path``, then renamed over
+    it, so an interrupted save never leaves a truncated image. Returns the path written."""
+    path = figure_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def show_images(
     images: torch.Tensor | np.ndarray,
     titles: Sequence[str] | None = None,
     ncols: int = 6,
     scale: float = 1.6,
     path: str | Path | None = None,
+    suptitle: str | None = None,
 ):
-    """Plot images in a grid with optional titles (captions); save to ``path`` if given.
-
-    Returns the matplotlib figure."""
+    """Plot images in a grid with optional titles (captions) and a title above; save to ``path``
+    if given (atomically, see :func:`save_figure`). Returns the matplotlib figure."""
     import textwrap
 
     import matplotlib.pyplot as plt
@@ -143,8 +187,9 @@ def show_images(
             ax.imshow(image, cmap="gray", interpolation="nearest")
             if titles is not None:
                 ax.set_title("\n".join(textwrap.wrap(titles[k], 18)), fontsize=7)
+    if suptitle is not None:
+        fig.suptitle(suptitle, fontsize=8)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig

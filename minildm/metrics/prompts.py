@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from minildm.data.captions import COLOURS, HELDOUT_PAIRS, POSITIONS, RELATIONS, SHAPES, SIZES
+from minildm.utils import check_positive_int
 
 PROMPT_KINDS: tuple[str, ...] = ("one", "partial", "two", "heldout")
 SEEN_PAIRS = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELDOUT_PAIRS]
@@ -46,8 +47,7 @@ def prompt_set(kind: str, n: int, seed: int = 0) -> list[str]:
     """``n`` prompts of one kind (see the module's docstring), the same for the same seed."""
     if kind not in PROMPT_KINDS:
         raise ValueError(f"kind must be one of {PROMPT_KINDS}, got {kind!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_positive_int("n", n)
     rng = np.random.default_rng([seed, PROMPT_KINDS.index(kind)])
     prompts = []
     for i in range(n):
@@ -87,8 +87,7 @@ def prompt_fidelity(
     ``i``, so two samplers given the same prompts start from the same noise."""
     from minildm.metrics.judge import score, summarise
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     results, prompts_all, verdicts_all = {}, [], []
     for kind in kinds:
         prompts = prompt_set(kind, n, seed=seed)

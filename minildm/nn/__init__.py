@@ -3,8 +3,9 @@
 - :mod:`minildm.nn.embeddings`: ``timestep_embedding``, ``TimestepEmbedding``
 - :mod:`minildm.nn.attention`: ``CrossAttention``, ``SelfAttention``, ``GEGLU``, ``FeedForward``,
   ``BasicTransformerBlock``, ``SpatialTransformer``
-- :mod:`minildm.nn.unet`: ``ResBlock``, ``Downsample``, ``Upsample``, ``UNetConfig``, ``UNetModel``,
-  ``summary``, ``describe_shapes``, ``count_parameters``
+- :mod:`minildm.nn.blocks`: ``ResBlock``, ``Downsample``, ``Upsample``, ``TimestepEmbedSequential``
+- :mod:`minildm.nn.unet`: ``UNetConfig``, ``UNetModel`` (and re-exports of the blocks and the summary)
+- :mod:`minildm.nn.summary`: ``summary``, ``describe_shapes``, ``count_parameters``
 """
 
 from minildm.nn.attention import (
@@ -15,18 +16,10 @@ from minildm.nn.attention import (
     SelfAttention,
     SpatialTransformer,
 )
+from minildm.nn.blocks import Downsample, ResBlock, TimestepEmbedSequential, Upsample
 from minildm.nn.embeddings import TimestepEmbedding, timestep_embedding
-from minildm.nn.unet import (
-    Downsample,
-    ResBlock,
-    TimestepEmbedSequential,
-    UNetConfig,
-    UNetModel,
-    Upsample,
-    count_parameters,
-    describe_shapes,
-    summary,
-)
+from minildm.nn.summary import count_parameters, describe_shapes, summary
+from minildm.nn.unet import UNetConfig, UNetModel
 
 __all__ = [
     "GEGLU",

@@ -24,10 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from minildm.utils import check_positive_int
 
 
 class CrossAttention(nn.Module):
@@ -59,11 +56,11 @@ class CrossAttention(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_positive_int("query_dim", query_dim)
+        check_positive_int("query_dim", query_dim)
         if context_dim is not None:
-            _check_positive_int("context_dim", context_dim)
-        _check_positive_int("heads", heads)
-        _check_positive_int("dim_head", dim_head)
+            check_positive_int("context_dim", context_dim)
+        check_positive_int("heads", heads)
+        check_positive_int("dim_head", dim_head)
         inner_dim = heads * dim_head
         self.query_dim = query_dim
         self.context_dim = context_dim
@@ -150,8 +147,8 @@ class GEGLU(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
-        _check_positive_int("dim_in", dim_in)
-        _check_positive_int("dim_out", dim_out)
+        check_positive_int("dim_in", dim_in)
+        check_positive_int("dim_out", dim_out)
         self.proj = nn.Linear(dim_in, dim_out * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,8 +162,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
-        _check_positive_int("dim", dim)
-        _check_positive_int("mult", mult)
+        check_positive_int("dim", dim)
+        check_positive_int("mult", mult)
         inner_dim = dim * mult
         self.net = nn.Sequential(GEGLU(dim, inner_dim), nn.Dropout(dropout), nn.Linear(inner_dim, dim))
 
@@ -235,9 +232,9 @@ class SpatialTransformer(nn.Module):
         norm_groups: int = 8,
     ) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
-        _check_positive_int("depth", depth)
-        _check_positive_int("norm_groups", norm_groups)
+        check_positive_int("channels", channels)
+        check_positive_int("depth", depth)
+        check_positive_int("norm_groups", norm_groups)
         if channels % norm_groups:
             raise ValueError(f"norm_groups ({norm_groups}) must divide channels ({channels})")
         inner_dim = heads * dim_head

@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from minildm.utils import check_positive_int
+
 
 def timestep_embedding(timesteps: torch.Tensor | float, dim: int, max_period: float = 10000) -> torch.Tensor:
     """Sinusoidal embedding of ``timesteps`` into ``dim`` numbers each.
@@ -37,8 +39,7 @@ def timestep_embedding(timesteps: torch.Tensor | float, dim: int, max_period: fl
     Returns:
         A float tensor ``[B, dim]`` (``[1, dim]`` for a single number or 0-d tensor).
     """
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    check_positive_int("dim", dim)
     if not max_period > 0:
         raise ValueError(f"max_period must be positive, got {max_period!r}")
     if not torch.is_tensor(timesteps):
@@ -78,8 +79,7 @@ class TimestepEmbedding(nn.Module):
     def __init__(self, dim: int, time_embed_dim: int, max_period: float = 10000) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("time_embed_dim", time_embed_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         self.dim = dim
         self.max_period = max_period
         self.linear_1 = nn.Linear(dim, time_embed_dim)

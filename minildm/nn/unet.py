@@ -19,6 +19,10 @@ Names follow CompVis' ``ldm/modules/diffusionmodules/openaimodel.py``: ``ResBloc
 ``TimestepEmbedSequential``, ``UNetModel`` (``time_embed``, ``input_blocks``, ``middle_block``,
 ``output_blocks``, ``out``). One difference: attention levels are given as level indices
 (0 = full resolution), not as downsampling factors.
+
+The building blocks (``ResBlock``, ``Downsample``, ``Upsample``, ``TimestepEmbedSequential``) live
+in :mod:`minildm.nn.blocks`, the shape table (``summary``, ``describe_shapes``, ``count_parameters``)
+in :mod:`minildm.nn.summary`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,108 +30,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minildm.config import ConfigMixin
 from minildm.nn.attention import SpatialTransformer
+
+# The ``X as X`` imports are re-exports: ``from minildm.nn.unet import ResBlock, summary`` keeps working.
+from minildm.nn.blocks import Downsample as Downsample
+from minildm.nn.blocks import ResBlock as ResBlock
+from minildm.nn.blocks import TimestepEmbedSequential as TimestepEmbedSequential
+from minildm.nn.blocks import Upsample as Upsample
+from minildm.nn.blocks import _group_norm as _group_norm
+from minildm.nn.blocks import _zero_module as _zero_module
 from minildm.nn.embeddings import TimestepEmbedding
-
-
-def _zero_module(module: nn.Module) -> nn.Module:
-    """Set all parameters of ``module`` to zero and return it (CompVis' ``zero_module``)."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
-def _group_norm(norm_groups: int, channels: int) -> nn.GroupNorm:
-    if channels % norm_groups:
-        raise ValueError(f"norm_groups ({norm_groups}) must divide the number of channels ({channels})")
-    return nn.GroupNorm(norm_groups, channels, eps=1e-5)
-
-
-class ResBlock(nn.Module):
-    """Residual block that also reads the timestep embedding:
-
-        h = conv3x3(SiLU(GroupNorm(x)))                       # in_layers
-        h = h + Linear(SiLU(emb))[:, :, None, None]           # emb_layers: one shift per channel
-        h = conv3x3(dropout(SiLU(GroupNorm(h))))              # out_layers, conv zero-initialised
-        out = skip(x) + h                                     # skip: identity or 1x1 conv
-
-    The zero-initialised last conv makes the block start as ``skip(x)``, which keeps a deep
-    U-Net stable at the start of training.
-    """
-
-    def __init__(
-        self, in_ch: int, out_ch: int, time_embed_dim: int, dropout: float = 0.0, norm_groups: int = 8
-    ) -> None:
-        super().__init__()
-        for name, value in (("in_ch", in_ch), ("out_ch", out_ch), ("time_embed_dim", time_embed_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.in_ch, self.out_ch = in_ch, out_ch
-        self.in_layers = nn.Sequential(
-            _group_norm(norm_groups, in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        )
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(time_embed_dim, out_ch))
-        self.out_layers = nn.Sequential(
-            _group_norm(norm_groups, out_ch),
-            nn.SiLU(),
-            nn.Dropout(dropout),
-            _zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1)),
-        )
-        # When the channel count changes, x must be projected before it can be added to h.
-        self.skip_connection = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, in_ch, H, W]``, ``emb`` ``[B, time_embed_dim]`` -> ``[B, out_ch, H, W]``."""
-        h = self.in_layers(x)
-        # [B, out_ch] -> [B, out_ch, 1, 1]: the same shift for every pixel of a channel
-        h = h + self.emb_layers(emb).to(h.dtype)[:, :, None, None]
-        h = self.out_layers(h)
-        return self.skip_connection(x) + h
-
-
-class Downsample(nn.Module):
-    """Halve height and width with a stride-2 3x3 convolution (a learned downsampling)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, C, H/2, W/2]``."""
-        return self.op(x)
-
-
-class Upsample(nn.Module):
-    """Double height and width: nearest-neighbour x2, then a 3x3 conv to smooth the blocks."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, C, 2H, 2W]``."""
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
-
-
-class TimestepEmbedSequential(nn.Sequential):
-    """A ``Sequential`` that hands each layer what it needs: ``emb`` to ResBlocks, ``context``
-    to SpatialTransformers, nothing to the rest (as in CompVis)."""
-
-    def forward(  # type: ignore[override]
-        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        for layer in self:
-            if isinstance(layer, ResBlock):
-                x = layer(x, emb)
-            elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
-            else:
-                x = layer(x)
-        return x
+from minildm.nn.summary import _block_label as _block_label
+from minildm.nn.summary import count_parameters as count_parameters
+from minildm.nn.summary import describe_shapes as describe_shapes
+from minildm.nn.summary import summary as summary
 
 
 @dataclass
@@ -365,83 +284,3 @@ class UNetModel(nn.Module):
             h = torch.cat([h, skips.pop()], dim=1)
             h = block(h, emb, context)
         return self.out(h)
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model`` (only those with ``requires_grad`` if ``trainable_only``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _block_label(block: nn.Module) -> str:
-    if isinstance(block, nn.Sequential):
-        return " + ".join(type(layer).__name__ for layer in block)
-    return type(block).__name__
-
-
-def describe_shapes(
-    model: UNetModel, x_shape: tuple[int, ...] | None = None, context_tokens: int = 8
-) -> list[tuple[str, str, tuple[int, ...], int]]:
-    """Run one forward pass on zeros and record each block's output.
-
-    Args:
-        model: the U-Net.
-        x_shape: input shape ``(B, C, H, W)``; default ``(1, in_channels, image_size, image_size)``.
-        context_tokens: number of context tokens to feed a conditional model.
-
-    Returns:
-        Rows ``(name, layers, output shape, parameters)`` in execution order: ``input_blocks.*``
-        (going down), ``middle_block``, ``output_blocks.*`` (going up), ``out``.
-    """
-    cfg = model.config
-    if x_shape is None:
-        x_shape = (1, cfg.in_channels, cfg.image_size, cfg.image_size)
-    if len(x_shape) != 4:
-        raise ValueError(f"x_shape must be (B, C, H, W), got {x_shape!r}")
-    param = next(model.parameters())
-    x = torch.zeros(x_shape, device=param.device, dtype=param.dtype)
-    context = None
-    if cfg.context_dim is not None:
-        context_shape = (x_shape[0], context_tokens, cfg.context_dim)
-        context = torch.zeros(context_shape, device=param.device, dtype=param.dtype)
-    named = [(f"input_blocks.{i}", b) for i, b in enumerate(model.input_blocks)]
-    named += [("middle_block", model.middle_block)]
-    named += [(f"output_blocks.{i}", b) for i, b in enumerate(model.output_blocks)]
-    named += [("out", model.out)]
-    rows: list[tuple[str, str, tuple[int, ...], int]] = []
-    hooks = []
-    for name, block in named:
-
-        def hook(_module, _inputs, output, name=name, block=block):
-            rows.append((name, _block_label(block), tuple(output.shape), count_parameters(block)))
-
-        hooks.append(block.register_forward_hook(hook))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x, 0, context)
-    finally:
-        for handle in hooks:
-            handle.remove()
-        model.train(was_training)
-    return rows
-
-
-def summary(model: UNetModel, x_shape: tuple[int, ...] | None = None, context_tokens: int = 8) -> str:
-    """A printable table of every block's output shape, going down and up, and the parameter count.
-
-    ``print(summary(UNetModel()))`` shows the U-Net assembled layer by layer.
-    """
-    rows = describe_shapes(model, x_shape, context_tokens)
-    headers = ("block", "layers", "output shape", "params")
-    table = [(n, lay, "x".join(str(s) for s in shape), f"{p:,}") for n, lay, shape, p in rows]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
-
-    def fmt(r: tuple[str, ...]) -> str:
-        cells = zip(r, widths, strict=True)
-        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(cells))
-
-    lines = [fmt(headers), "  ".join("-" * w for w in widths)] + [fmt(r) for r in table]
-    total, time_embed = count_parameters(model), count_parameters(model.time_embed)
-    lines.append(f"total parameters: {total:,} (time_embed: {time_embed:,})")
-    return "\n".join(lines)

@@ -34,10 +34,7 @@ from transformers.utils import logging as hf_logging
 
 from minildm.config import ConfigMixin
 from minildm.text.tokenizer import context_length, save_tokenizer, tokenize
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+from minildm.utils import is_positive_int
 
 
 @dataclass
@@ -79,9 +76,9 @@ class MiniCLIPConfig(ConfigMixin):
             "vision_width", "vision_layers", "vision_heads", "vision_intermediate", "projection_dim",
             "max_length",
         ):
-            if not _is_positive_int(getattr(self, name)):
+            if not is_positive_int(getattr(self, name)):
                 raise ValueError(f"MiniCLIPConfig.{name} must be a positive int, got {getattr(self, name)!r}")
-        if self.vocab_size is not None and not _is_positive_int(self.vocab_size):
+        if self.vocab_size is not None and not is_positive_int(self.vocab_size):
             raise ValueError(
                 f"MiniCLIPConfig.vocab_size must be a positive int or None, got {self.vocab_size!r}"
             )

@@ -10,9 +10,9 @@ context and with the empty prompt's, and extrapolates:
 ``guidance_scale`` s = 1 is the plain conditional model; larger s follows the prompt harder.
 (The same formula applies to a v-prediction: v is linear in eps for a given z_t.)
 
-``sampler`` picks the reverse process: "ddpm" (lesson 03's ancestral sampler) or "ddim" (lesson
-07: deterministic with ``eta=0``, good in fewer steps). Both use the checkpoint's noise schedule and
-the same guidance code (``Sampler.get_model_output``).
+:meth:`TextToImagePipeline.from_pretrained` samples with DDIM (lesson 07: deterministic with
+``eta=0``, good in 25 steps) on the checkpoint's noise schedule; for lesson 03's DDPM, swap the
+scheduler: ``pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)``.
 """
 
 from __future__ import annotations
@@ -21,48 +21,43 @@ from pathlib import Path
 
 import torch
 
-from minildm.ddim import DDIMSampler, DDIMScheduler
-from minildm.pipeline import LatentDiffusionPipeline
-from minildm.samplers import DDPMScheduler, Sampler
-from minildm.tasks import checkpoint_dir, load_pretrained, load_vae
+from minildm.checkpoints import checkpoint_dir, load_pretrained, load_text_encoder
+from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
+from minildm.schedulers import SCHEDULERS, SchedulerMixin
 from minildm.text import TextEncoder
 from minildm.utils import get_device
 from minildm.vae import AutoencoderKL
 
-#: Defaults of ``TextToImagePipeline.__call__``, chosen by ``bench/text_to_image.py`` (guidance)
+#: Defaults of ``TextToImagePipeline``, chosen by ``bench/text_to_image.py`` (guidance)
 #: and ``bench/ddim.py`` (DDIM in 25 steps judged as good as DDPM in 1000, 40x faster).
 DEFAULT_STEPS = 25
 DEFAULT_GUIDANCE = 3.0
 DEFAULT_SAMPLER = "ddim"
-SAMPLERS = ("ddpm", "ddim")
 
 
-class TextToImagePipeline:
+class TextToImagePipeline(LatentDiffusionPipeline):
     """``pipe(prompts, num_inference_steps, guidance_scale, seed)`` -> images in [-1, 1].
 
     Build it from the shipped checkpoints with :meth:`from_pretrained`, or from parts."""
 
+    checkpoint_kind = "text2img"
+
     def __init__(
         self,
         unet: torch.nn.Module,
-        scheduler: DDPMScheduler,
+        scheduler: SchedulerMixin,
         vae: AutoencoderKL,
         scale_factor: float,
         text_encoder: TextEncoder,
+        config: dict | None = None,
     ) -> None:
-        if not scale_factor > 0:
-            raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
+        super().__init__(unet, scheduler, vae, scale_factor, config)
         width = getattr(getattr(unet, "config", None), "context_dim", None)
         if width is not None and width != text_encoder.width:
             raise ValueError(
                 f"the U-Net expects a context of width {width}, the text encoder gives {text_encoder.width}"
             )
-        self.unet, self.scheduler, self.vae = unet, scheduler, vae
-        self.scale_factor, self.text_encoder = scale_factor, text_encoder
-        self.sampler = Sampler()  # DDPM; its get_model_output is the guidance of every sampler
-        # DDIM reuses the checkpoint's schedule (betas, prediction type, clipping, spacing)
-        self.ddim_sampler = DDIMSampler()
-        self.ddim_scheduler = DDIMScheduler.from_config(scheduler.config)
+        self.text_encoder = text_encoder
 
     @classmethod
     def from_pretrained(
@@ -73,17 +68,11 @@ class TextToImagePipeline:
         device: str | torch.device | None = None,
     ) -> TextToImagePipeline:
         """Load the U-Net in ``path`` (default ``data/checkpoints/text2img``), the VAE and the text
-        encoder it was trained with (their default places, or the given folders)."""
-        from minildm.text_tasks import load_text_encoder
-
+        encoder it was trained with (their default places, or the given folders), with a
+        DDIM scheduler on the checkpoint's noise schedule."""
         device = get_device(device)
-        unet, scheduler, config = load_pretrained("text2img", path, device=device)
-        vae, vae_config = load_vae(vae_path, device=device)
-        if vae_config["model"] != config["vae"]["model"]:
-            raise ValueError(
-                "the VAE checkpoint is not the one this U-Net was trained with: "
-                f"expected VAE config {config['vae']['model']}, got {vae_config['model']}"
-            )
+        unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
+        vae = cls.load_matching_vae(config, vae_path, device)
         encoder_cfg = config["text_encoder"]
         if encoder_cfg["kind"] == "clip":
             text_encoder, clip_config = load_text_encoder(text_encoder_path, device=device)
@@ -94,19 +83,14 @@ class TextToImagePipeline:
                 )
         else:  # a transformers CLIP text model, e.g. one downloaded by a user online
             text_encoder = TextEncoder.from_pretrained(text_encoder_path or encoder_cfg["path"]).to(device)
-        return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder)
-
-    # the VAE side is lesson 05's: the same latent shape, encoder and decoder
-    latent_shape = LatentDiffusionPipeline.latent_shape
-    encode_image = LatentDiffusionPipeline.encode  # for DDIM inversion, img2img and inpainting
-    decode = LatentDiffusionPipeline.decode
+        scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
+        return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder, config=config)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """Prompts -> context ``[B, tokens, width]``; an unknown word raises a ValueError naming it."""
         return self.text_encoder(prompts)
 
-    @torch.no_grad()
     def __call__(
         self,
         prompts: str | list[str],
@@ -115,43 +99,30 @@ class TextToImagePipeline:
         seed: int = 0,
         progress: bool = True,
         return_latents: bool = False,
-        sampler: str = DEFAULT_SAMPLER,
         eta: float = 0.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
         images on every device (the noise is drawn on the CPU).
 
         The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
-        ``sampler`` is "ddpm" or "ddim"; ``eta`` (DDIM only) is its noise, 0 = deterministic."""
+        ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0."""
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError(f"prompts must be a str or a non-empty list of str, got {prompts!r}")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
-        # (guidance_scale is checked by Sampler.sample, for every sampler)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        if sampler == "ddpm" and eta != 0.0:
-            raise ValueError(f"eta is DDIM's noise level; with sampler='ddpm' leave it 0, got {eta!r}")
-        cond = self.encode_prompt(prompts)
-        uncond = self.encode_prompt([""])
-        common = dict(
-            generator=torch.Generator().manual_seed(seed),
-            cond=cond,
-            uncond=uncond,
+        # (guidance_scale and eta are checked by Sampler.sample, before the first step)
+        step_kwargs = {"eta": eta} if eta != 0.0 else {}
+        return self._generate(
+            len(prompts),
+            num_inference_steps,
+            seed,
+            progress,
+            return_latents,
+            cond=self.encode_prompt(prompts),
+            uncond=self.encode_prompt([""]),
             guidance_scale=guidance_scale,
-            progress=progress,
+            **step_kwargs,
         )
-        shape = (len(prompts), *self.latent_shape)
-        if sampler == "ddim":
-            latents = self.ddim_sampler.sample(
-                self.unet, shape, self.ddim_scheduler, num_inference_steps, eta=eta, **common
-            )
-        else:
-            latents = self.sampler.sample(self.unet, shape, self.scheduler, num_inference_steps, **common)
-        images = self.decode(latents)
-        return (images, latents) if return_latents else images
 
 
 def default_path() -> Path:

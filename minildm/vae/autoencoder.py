@@ -1,31 +1,9 @@
-"""The VAE of latent diffusion: an image <-> a small latent, and the Gaussian in between.
+"""The KL-regularised autoencoder: its config and the networks around the latent.
 
-Stable Diffusion does not diffuse pixels. A variational autoencoder (Kingma & Welling, 2014),
-trained once and then frozen, squeezes an image into a latent with far fewer numbers
-(SD: 3x512x512 -> 4x64x64, 48x fewer), the U-Net diffuses in that latent space, and the
-decoder maps the result back to pixels (Rombach et al., 2022, "High-Resolution Image
-Synthesis with Latent Diffusion Models").
-
-    x [B, 3, H, W]
-      Encoder: conv_in, ResnetBlocks, stride-2 convs, middle (ResnetBlock, AttnBlock,
-               ResnetBlock), GroupNorm-SiLU-conv_out      -> [B, 2 * z, H/f, W/f]
-      quant_conv (1x1)                                   -> mean and log-variance of q(z | x)
-      DiagonalGaussianDistribution: z = mean + std * eps  (the reparameterisation trick)
-      post_quant_conv (1x1), Decoder (the mirror image)  -> reconstruction [B, 3, H, W]
-
-with f = ``downsample_factor`` = 2 ** (len(ch_mult) - 1).
-
-Autoencoder or VAE? The plain autoencoder of lesson 04 is the *same network* used
-deterministically: take ``encode(x).mode()`` (the mean) and train with ``kl_weight = 0``. The
-KL term (a very small weight, 1e-6 as in SD) only keeps the latent near N(0, I) so that it does
-not drift to arbitrary scales; the scale that is left is measured from data by
-:func:`estimate_scale_factor` (SD's 0.18215).
-
-Names follow CompVis' ``ldm/models/autoencoder.py`` and ``ldm/modules/diffusionmodules/model.py``:
-``AutoencoderKL`` (``encoder``, ``decoder``, ``quant_conv``, ``post_quant_conv``), ``Encoder``,
-``Decoder`` (``conv_in``, ``down``/``up``, ``mid``, ``norm_out``, ``conv_out``), ``ResnetBlock``
-(``norm1``, ``conv1``, ``norm2``, ``conv2``, ``nin_shortcut``), ``AttnBlock`` (``q``, ``k``, ``v``,
-``proj_out``) and ``DiagonalGaussianDistribution``.
+``VAEConfig`` and ``compression_ratio``, the blocks ``ResnetBlock`` and ``AttnBlock``, ``Encoder``,
+``Decoder`` and ``AutoencoderKL``, with CompVis' names. The overview (image -> latent -> image,
+autoencoder or VAE) is in :mod:`minildm.vae`; the posterior q(z | x) in
+:mod:`minildm.vae.distributions`; the training objective in :mod:`minildm.vae.losses`.
 """
 
 from __future__ import annotations
@@ -38,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from minildm.config import ConfigMixin
-from minildm.nn.unet import Downsample, Upsample
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+from minildm.nn.blocks import Downsample, Upsample
+from minildm.utils import check_positive_int, is_positive_int
+from minildm.vae.distributions import DiagonalGaussianDistribution
 
 
 def _norm(norm_groups: int, channels: int) -> nn.GroupNorm:
@@ -58,7 +34,7 @@ def compression_ratio(image_shape: tuple[int, ...], latent_shape: tuple[int, ...
     ``compression_ratio((3, 32, 32), (4, 8, 8)) == 12.0`` (our default VAE).
     """
     for name, shape in (("image_shape", image_shape), ("latent_shape", latent_shape)):
-        if len(shape) == 0 or not all(_is_positive_int(s) for s in shape):
+        if len(shape) == 0 or not all(is_positive_int(s) for s in shape):
             raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {shape!r}")
     return math.prod(image_shape) / math.prod(latent_shape)
 
@@ -100,9 +76,9 @@ class VAEConfig(ConfigMixin):
             "image_size",
         ):
             value = getattr(self, name)
-            if not _is_positive_int(value):
+            if not is_positive_int(value):
                 raise ValueError(f"VAEConfig.{name} must be a positive int, got {value!r}")
-        if not self.ch_mult or not all(_is_positive_int(m) for m in self.ch_mult):
+        if not self.ch_mult or not all(is_positive_int(m) for m in self.ch_mult):
             raise ValueError(
                 f"VAEConfig.ch_mult must be a non-empty tuple of positive ints, got {self.ch_mult!r}"
             )
@@ -126,7 +102,7 @@ class VAEConfig(ConfigMixin):
         """
         if image_shape is None:
             image_shape = (self.in_channels, self.image_size, self.image_size)
-        if len(image_shape) != 3 or not all(_is_positive_int(s) for s in image_shape):
+        if len(image_shape) != 3 or not all(is_positive_int(s) for s in image_shape):
             raise ValueError(f"image_shape must be (C, H, W) with positive ints, got {image_shape!r}")
         _, h, w = image_shape
         f = self.downsample_factor
@@ -141,76 +117,6 @@ class VAEConfig(ConfigMixin):
         return compression_ratio(tuple(image_shape), self.latent_shape(image_shape))
 
 
-class DiagonalGaussianDistribution:
-    """q(z | x) = N(mean, diag(var)): the encoder's output read as a Gaussian per latent number.
-
-    Args:
-        parameters: ``[B, 2 * z_channels, h, w]``; the first half of the channels is the mean,
-            the second half the log-variance (clamped to [-30, 20] so that exp() stays finite).
-    """
-
-    def __init__(self, parameters: torch.Tensor) -> None:
-        if not torch.is_tensor(parameters) or parameters.dim() != 4 or parameters.shape[1] % 2:
-            shape = tuple(parameters.shape) if torch.is_tensor(parameters) else type(parameters).__name__
-            raise ValueError(f"parameters must be a 4-D tensor [B, 2 * z_channels, h, w], got {shape}")
-        self.parameters = parameters
-        self.mean, logvar = torch.chunk(parameters, 2, dim=1)
-        self.logvar = torch.clamp(logvar, -30.0, 20.0)
-        self.std = torch.exp(0.5 * self.logvar)  # sigma = exp(log sigma^2 / 2)
-        self.var = torch.exp(self.logvar)
-
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mean + std * eps, eps ~ N(0, I): the reparameterisation trick.
-
-        The randomness sits in eps, which does not depend on the parameters, so gradients flow
-        through ``mean`` and ``std`` to the encoder. eps is drawn on the generator's device (the
-        CPU by default) and then moved, so a seed gives the same latent on every device.
-        """
-        device = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn(self.mean.shape, generator=generator, device=device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps.to(self.mean.device)
-
-    def mode(self) -> torch.Tensor:
-        """The most likely z: the mean (a deterministic encoder, i.e. a plain autoencoder)."""
-        return self.mean
-
-    def kl(self, other: DiagonalGaussianDistribution | None = None) -> torch.Tensor:
-        """KL(self || other) per sample, summed over C, H, W: a tensor ``[B]`` (in nats).
-
-        To the prior N(0, I) (``other=None``):
-            KL = 1/2 * sum(mu^2 + sigma^2 - 1 - log sigma^2)
-        which is zero exactly when mu = 0 and sigma = 1, positive otherwise. Between two
-        diagonal Gaussians:
-            KL = 1/2 * sum((mu1 - mu2)^2 / var2 + var1 / var2 - 1 - log var1 + log var2)
-        """
-        dims = [1, 2, 3]
-        if other is None:
-            return 0.5 * torch.sum(self.mean**2 + self.var - 1.0 - self.logvar, dim=dims)
-        if other.mean.shape != self.mean.shape:
-            raise ValueError(
-                f"other must have the same shape as this distribution {tuple(self.mean.shape)}, "
-                f"got {tuple(other.mean.shape)}"
-            )
-        return 0.5 * torch.sum(
-            (self.mean - other.mean) ** 2 / other.var
-            + self.var / other.var
-            - 1.0
-            - self.logvar
-            + other.logvar,
-            dim=dims,
-        )
-
-    def nll(self, sample: torch.Tensor) -> torch.Tensor:
-        """-log q(sample) per sample, summed over C, H, W: a tensor ``[B]``.
-
-        -log N(z; mu, sigma^2) = 1/2 * sum(log(2 pi) + log sigma^2 + (z - mu)^2 / sigma^2)
-        """
-        if sample.shape != self.mean.shape:
-            raise ValueError(f"sample must have shape {tuple(self.mean.shape)}, got {tuple(sample.shape)}")
-        log_two_pi = math.log(2.0 * math.pi)
-        return 0.5 * torch.sum(log_two_pi + self.logvar + (sample - self.mean) ** 2 / self.var, dim=[1, 2, 3])
-
-
 class ResnetBlock(nn.Module):
     """The VAE's residual block: the U-Net's ResBlock without the timestep embedding.
 
@@ -222,8 +128,7 @@ class ResnetBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm_groups: int = 8) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not _is_positive_int(value):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         self.norm1 = _norm(norm_groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = _norm(norm_groups, out_channels)
@@ -401,91 +306,3 @@ class AutoencoderKL(nn.Module):
         posterior = self.encode(x)
         z = posterior.sample(generator) if sample_posterior else posterior.mode()
         return self.decode(z), posterior
-
-
-def vae_loss(
-    reconstruction: torch.Tensor,
-    x: torch.Tensor,
-    posterior: DiagonalGaussianDistribution,
-    kl_weight: float = 1e-6,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The VAE training objective, normalised per input number:
-
-        loss = MSE(reconstruction, x) + kl_weight * KL(q(z|x) || N(0, I)) / (C * H * W)
-
-    - MSE is the mean over all elements (= -log p(x|z) for a Gaussian decoder, up to constants).
-    - KL is summed over the latent of each sample and averaged over the batch, then divided by
-      the number of *input* numbers per sample, C * H * W. Multiplying the whole loss by
-      C * H * W gives CompVis' form (reconstruction summed per image + kl_weight * KL per
-      image), so ``kl_weight`` means what it means in SD's configs (1e-6) while the loss keeps
-      the familiar MSE scale.
-
-    Stable Diffusion's VAE adds an LPIPS perceptual loss and a patch-GAN discriminator: with
-    MSE alone, a decoder of natural images averages over the textures it cannot pin down and
-    blurs them. Our shapes world is flat colours with sharp edges and no texture, which MSE
-    reconstructs well, so we skip both (and the training stays a few minutes on a CPU).
-
-    Returns:
-        ``(loss, logs)`` with logs ``{"mse", "kl", "loss"}`` as floats; ``"kl"`` is the mean KL
-        per sample in nats (before the division by C * H * W).
-    """
-    if reconstruction.shape != x.shape:
-        raise ValueError(
-            f"reconstruction must have the shape of x {tuple(x.shape)}, got {tuple(reconstruction.shape)}"
-        )
-    if kl_weight < 0:
-        raise ValueError(f"kl_weight must be >= 0, got {kl_weight!r}")
-    mse = F.mse_loss(reconstruction, x)  # mean over B * C * H * W numbers
-    kl = posterior.kl().mean()  # sum over the latent, mean over the batch (nats per image)
-    numel_per_sample = x[0].numel()  # C * H * W
-    loss = mse + kl_weight * kl / numel_per_sample
-    return loss, {"mse": mse.item(), "kl": kl.item(), "loss": loss.item()}
-
-
-@torch.no_grad()
-def estimate_scale_factor(
-    vae: AutoencoderKL,
-    images: torch.Tensor,
-    batch_size: int = 256,
-    use_mode: bool = False,
-    generator: torch.Generator | None = None,
-) -> float:
-    """The factor that gives the diffusion model unit-variance latents: 1 / std(z).
-
-    Rombach et al. (2022, appendix G) rescale the KL-regularised latent by 1 / sigma_hat, with
-    sigma_hat^2 = 1/(bchw) * sum (z - mu_hat)^2 estimated on the first batch of data. SD's
-    0.18215 is that number for SD's VAE on its training images (its latents have std ~5.49);
-    it is not a constant of nature, and a VAE of our own needs its own, measured here.
-
-    Args:
-        vae: the (trained) autoencoder; run in eval mode without gradients.
-        images: ``[N, in_channels, H, W]``, the images to measure on.
-        batch_size: images per encoder call.
-        use_mode: take the mean of q(z|x) instead of a sample (the sample is what SD diffuses).
-        generator: for the samples, to make the estimate reproducible.
-
-    Returns:
-        ``1 / std`` of all latent numbers, so that ``scale_factor * z`` has std 1.
-    """
-    if not _is_positive_int(batch_size):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
-        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"images must be a non-empty tensor [N, C, H, W], got {got}")
-    param = next(vae.parameters())
-    was_training = vae.training
-    vae.eval()
-    try:
-        latents = []
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start : start + batch_size].to(param.device, param.dtype)
-            posterior = vae.encode(batch)
-            z = posterior.mode() if use_mode else posterior.sample(generator)
-            latents.append(z.float().cpu())
-    finally:
-        vae.train(was_training)
-    # sigma_hat: std over every number of every latent, around their mean
-    std = torch.cat(latents).std(correction=0).item()
-    if not std > 0:
-        raise ValueError(f"the latents have std {std}: cannot scale them to unit variance")
-    return 1.0 / std

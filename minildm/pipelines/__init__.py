@@ -1,0 +1,22 @@
+"""Pipelines: trained parts wired together, from noise (and a prompt) to an image.
+
+- :class:`LatentDiffusionPipeline`: U-Net + scheduler + VAE (lesson 05);
+- :class:`TextToImagePipeline`: the same plus a frozen text encoder and classifier-free guidance
+  (lesson 06), sampling with DDIM by default (lesson 07).
+"""
+
+from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
+from minildm.pipelines.text_to_image import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    TextToImagePipeline,
+)
+
+__all__ = [
+    "DEFAULT_GUIDANCE",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_STEPS",
+    "LatentDiffusionPipeline",
+    "TextToImagePipeline",
+]

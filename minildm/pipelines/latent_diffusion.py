@@ -1,0 +1,139 @@
+"""Latent diffusion, wired together: a U-Net that denoises latents, its scheduler, and the VAE
+that maps latents to images (lesson 05). :class:`~minildm.pipelines.TextToImagePipeline` adds
+the text encoder (lesson 06).
+
+    z_T ~ N(0, I)  --(U-Net + scheduler, T steps)-->  z_0  --(/ scale_factor, VAE decoder)-->  image
+
+The U-Net never sees a pixel: it is trained on ``scale_factor * z`` with ``z ~ q(z | x)`` from
+the frozen VAE encoder, and its samples are decoded once, at the end.
+
+A pipeline holds one ``scheduler``; swap it diffusers-style, keeping the trained schedule:
+``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from minildm.checkpoints import load_pretrained, load_vae
+from minildm.sampling import Sampler
+from minildm.schedulers import SchedulerMixin
+from minildm.utils import check_positive_int, get_device
+from minildm.vae import AutoencoderKL
+
+
+class LatentDiffusionPipeline:
+    """Unconditional latent diffusion: ``pipe(batch_size, num_inference_steps, seed)`` -> images.
+
+    Build it from the shipped checkpoints with :meth:`from_pretrained`, or from parts. ``config``
+    is the U-Net checkpoint's ``config.json`` (empty when built from parts)."""
+
+    #: the checkpoint kind :meth:`from_pretrained` loads
+    checkpoint_kind = "latent_ddpm"
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        scheduler: SchedulerMixin,
+        vae: AutoencoderKL,
+        scale_factor: float,
+        config: dict | None = None,
+    ) -> None:
+        if not scale_factor > 0:
+            raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
+        self.unet, self.scheduler, self.vae, self.scale_factor = unet, scheduler, vae, scale_factor
+        self.config = dict(config or {})
+        self.sampler = Sampler()  # the loop; its get_model_output is the guidance of every scheduler
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        vae_path: str | Path | None = None,
+        device: str | torch.device | None = None,
+    ) -> LatentDiffusionPipeline:
+        """Load ``data/checkpoints/latent_ddpm`` and ``data/checkpoints/vae`` (or the given folders).
+
+        The U-Net's config records the VAE it was trained with; a different VAE is refused."""
+        device = get_device(device)
+        unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
+        vae = cls.load_matching_vae(config, vae_path, device)
+        return cls(unet, scheduler, vae, config["vae"]["scale_factor"], config=config)
+
+    @staticmethod
+    def load_matching_vae(
+        config: dict, vae_path: str | Path | None, device: str | torch.device | None
+    ) -> AutoencoderKL:
+        """The VAE in ``vae_path`` (default the shipped one), refused if it is not the VAE that the
+        U-Net of ``config`` was trained with."""
+        vae, vae_config = load_vae(vae_path, device=device)
+        if vae_config["model"] != config["vae"]["model"]:
+            raise ValueError(
+                "the VAE checkpoint is not the one this U-Net was trained with: "
+                f"expected VAE config {config['vae']['model']}, got {vae_config['model']}"
+            )
+        return vae
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one latent (ours 4 x 8 x 8; SD 4 x 64 x 64)."""
+        return self.vae.config.latent_shape()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @torch.no_grad()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1], (B, 3, H, W) -> scaled latents ``f * mode(q(z | x))`` (the posterior's
+        mean times ``scale_factor``) on the VAE's device, the inverse of :meth:`decode` (for DDIM
+        inversion, img2img and inpainting)."""
+        device = next(self.vae.parameters()).device
+        return self.scale_factor * self.vae.encode(images.to(device)).mode()
+
+    encode = encode_image  # lesson 05's name
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> images in [-1, 1]."""
+        return self.vae.decode(latents / self.scale_factor).clamp(-1, 1)
+
+    @torch.no_grad()
+    def _generate(
+        self,
+        batch_size: int,
+        num_inference_steps: int,
+        seed: int,
+        progress: bool,
+        return_latents: bool,
+        **sample_kwargs,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``batch_size`` latents with the pipeline's scheduler and decode them; the noise
+        is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`."""
+        check_positive_int("num_inference_steps", num_inference_steps)
+        latents = self.sampler.sample(
+            self.unet,
+            (batch_size, *self.latent_shape),
+            self.scheduler,
+            num_inference_steps,
+            generator=torch.Generator().manual_seed(seed),
+            progress=progress,
+            **sample_kwargs,
+        )
+        images = self.decode(latents)
+        return (images, latents) if return_latents else images
+
+    def __call__(
+        self,
+        batch_size: int = 8,
+        num_inference_steps: int = 100,
+        seed: int = 0,
+        progress: bool = True,
+        return_latents: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``batch_size`` images (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the
+        same images on every device (the starting noise is drawn on the CPU)."""
+        check_positive_int("batch_size", batch_size)
+        return self._generate(batch_size, num_inference_steps, seed, progress, return_latents)

@@ -1,0 +1,256 @@
+r"""What every scheduler shares: the noise schedule, the timesteps, the forward process and the
+conversions between what a network may predict ($\epsilon$, $v$ or $x_0$).
+
+A *scheduler* knows the noise schedule and how to go from $x_t$ to a less noisy $x_{t'}$ given
+the network's output; it knows nothing about networks (the loop that calls the network is
+:mod:`minildm.sampling`). Names, arguments and numbers are diffusers' (``set_timesteps``,
+``step``, ``add_noise``, ``timesteps``, ``alphas_cumprod``, ``from_config``), so code written
+against one runs against the other. A concrete scheduler (:class:`~minildm.schedulers.DDPMScheduler`,
+:class:`~minildm.schedulers.DDIMScheduler`) adds only its ``step``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from minildm.diffusion import (
+    PREDICTION_TYPES,
+    add_noise,
+    get_velocity,
+    predict_eps_from_v,
+    predict_eps_from_x0,
+    predict_x0_from_eps,
+    predict_x0_from_v,
+)
+from minildm.schedules import NoiseSchedule
+
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+
+
+@dataclass
+class SchedulerOutput:
+    r"""What ``step`` returns: the next (less noisy) sample $x_{t'}$ and the current prediction
+    of the clean sample $\hat x_0$ (handy to watch while sampling)."""
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor | None = None
+
+
+def timestep_int(timestep: int | torch.Tensor) -> int:
+    """A single integer timestep, from an int or a one-element integer tensor."""
+    if isinstance(timestep, torch.Tensor):
+        if timestep.numel() != 1 or timestep.is_floating_point():
+            raise ValueError(f"timestep must be a single integer, got {timestep!r}")
+        return int(timestep.item())
+    if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
+        raise ValueError(f"timestep must be a single integer, got {timestep!r}")
+    return int(timestep)
+
+
+def check_step_tensors(model_output: torch.Tensor, sample: torch.Tensor) -> None:
+    """``step``'s two tensors: both tensors, of one shape."""
+    if not isinstance(sample, torch.Tensor) or not isinstance(model_output, torch.Tensor):
+        raise ValueError("model_output and sample must be tensors")
+    if model_output.shape != sample.shape:
+        raise ValueError(
+            f"model_output must have the shape of sample, {tuple(sample.shape)}, "
+            f"got {tuple(model_output.shape)}"
+        )
+
+
+def draw_noise(
+    like: torch.Tensor, generator: torch.Generator | None, variance_noise: torch.Tensor | None
+) -> torch.Tensor:
+    """The fresh noise $z \\sim \\mathcal{N}(0, I)$ of a random step: ``variance_noise`` if given
+    (of ``like``'s shape), else drawn with ``generator`` on the generator's device (the CPU by
+    default) and moved to ``like``'s, as diffusers does, so a seed gives diffusers' numbers."""
+    if variance_noise is not None:
+        if variance_noise.shape != like.shape:
+            raise ValueError(
+                f"variance_noise must have the shape of sample, {tuple(like.shape)}, "
+                f"got {tuple(variance_noise.shape)}"
+            )
+        return variance_noise
+    draw_on = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=draw_on, dtype=like.dtype).to(like.device)
+
+
+class SchedulerMixin:
+    r"""The schedule, timesteps and forward process of a scheduler whose ``config`` holds
+    ``num_train_timesteps``, ``beta_start``, ``beta_end``, ``beta_schedule``,
+    ``rescale_betas_zero_snr``, ``prediction_type``, ``clip_sample``, ``clip_sample_range``,
+    ``timestep_spacing`` and ``steps_offset``. Subclasses set ``self.config`` (a namespace of
+    their ``__init__`` arguments, as diffusers' ``register_to_config`` does), call
+    :meth:`_init_schedule`, and write ``step``."""
+
+    config: SimpleNamespace
+
+    # ------------------------------------------------------------------ construction
+
+    def _init_schedule(self, **config) -> None:
+        """Check the shared arguments, store ``config`` and build the schedule from it: betas,
+        alphas, alphas_cumprod, the starting noise scale and every timestep, T-1 first."""
+        prediction_type, spacing = config["prediction_type"], config["timestep_spacing"]
+        steps_offset, clip_range = config["steps_offset"], config["clip_sample_range"]
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        if spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {spacing!r}")
+        if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
+            raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
+        if not clip_range > 0:
+            raise ValueError(f"clip_sample_range must be positive, got {clip_range!r}")
+        self.config = cfg = SimpleNamespace(**config)
+        # the same beta_start / beta_end go to every schedule, as in diffusers (SD: 0.00085, 0.012)
+        schedule = NoiseSchedule(
+            cfg.beta_schedule,
+            cfg.num_train_timesteps,
+            cfg.beta_start,
+            cfg.beta_end,
+            cfg.rescale_betas_zero_snr,
+        )
+        self.betas = schedule.betas
+        self.alphas = schedule.alphas
+        # $\bar\alpha_t = \prod_{s \le t} \alpha_s$
+        self.alphas_cumprod = schedule.alphas_cumprod
+        self.init_noise_sigma = 1.0  # x_T ~ N(0, I): no extra scaling (unlike the Euler/Karras samplers)
+        self.num_inference_steps: int | None = None
+        self.timesteps = torch.arange(cfg.num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
+
+    @classmethod
+    def from_config(cls, config: SimpleNamespace | Mapping):
+        """A scheduler with another one's settings (diffusers' idiom), e.g.
+        ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``; only the arguments
+        this class takes are read (DDPM's ``variance_type`` means nothing to DDIM)."""
+        config = dict(vars(config) if isinstance(config, SimpleNamespace) else config)
+        return cls(**{name: value for name, value in config.items() if name in cls._config_names()})
+
+    @classmethod
+    def _config_names(cls) -> set[str]:
+        """The named arguments of the nearest ``__init__`` that lists them (a subclass may take
+        ``*args, **kwargs`` and pass them on)."""
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass):
+                params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+                if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+                    return {p.name for p in params} - {"self"}
+        return set()
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    # ------------------------------------------------------------------ timesteps
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
+        r"""Choose the ``num_inference_steps`` timesteps to sample at, largest first.
+
+        With T = 1000 and 50 steps (``steps_offset=0``):
+
+        * ``"leading"``: $0, 20, \dots, 980$ reversed: multiples of T // n, plus ``steps_offset``.
+          Never visits the noisiest timestep 999, and ends exactly at 0.
+        * ``"trailing"``: $999, 979, \dots, 19$: counts back from T in steps of T / n. Starts at
+          the noisiest timestep (what a zero-terminal-SNR schedule needs), but ends at 19, not 0.
+        * ``"linspace"``: $999, \dots, 0$ rounded from evenly spaced reals: both ends, uneven gaps.
+        """
+        T = self.config.num_train_timesteps
+        n = num_inference_steps
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
+            raise ValueError(
+                f"num_inference_steps must be an int in [1, {T}] (num_train_timesteps), "
+                f"got {num_inference_steps!r}"
+            )
+        spacing = self.config.timestep_spacing
+        # integer bookkeeping in NumPy float64, rounded exactly as diffusers does
+        if spacing == "linspace":
+            timesteps = np.linspace(0, T - 1, n).round()[::-1].astype(np.int64)
+        elif spacing == "leading":
+            step_ratio = T // n
+            timesteps = (np.arange(n) * step_ratio)[::-1].astype(np.int64) + self.config.steps_offset
+        else:  # trailing
+            step_ratio = T / n
+            # diffusers' np.arange(T, 0, -T/n) sometimes yields an (n+1)-th value ~0 (e.g. n = 61):
+            # keep the first n, so that there are exactly n timesteps and none is -1
+            timesteps = np.round(np.arange(T, 0, -step_ratio))[:n].astype(np.int64) - 1
+        if timesteps.max() > T - 1:
+            raise ValueError(
+                f"steps_offset={self.config.steps_offset} pushes the largest timestep to {timesteps.max()}, "
+                f"past num_train_timesteps - 1 = {T - 1}"
+            )
+        self.num_inference_steps = n
+        self.timesteps = torch.from_numpy(timesteps.copy()).to(device)
+
+    def previous_timestep(self, timestep: int | torch.Tensor) -> int:
+        r"""The less noisy neighbour $t'$ of ``timestep`` in ``self.timesteps``: the largest
+        scheduled timestep below it, or -1 ("the clean sample") below the smallest.
+
+        ``step`` goes from ``timestep`` down to it (an inverse scheduler goes up from it).
+        diffusers' DDIM uses ``timestep - T // num_inference_steps`` instead, which is the same
+        except for ``"linspace"`` spacing and ``"trailing"`` with n not dividing T, where it
+        steps to timesteps that are not in ``self.timesteps``."""
+        t = timestep_int(timestep)
+        if not (self.timesteps == t).any():
+            raise ValueError(
+                f"timestep must be one of scheduler.timesteps "
+                f"(set by set_timesteps({self.num_inference_steps})), got {t}"
+            )
+        lower = self.timesteps[self.timesteps < t]
+        return int(lower.max()) if len(lower) else -1
+
+    # ------------------------------------------------------------------ forward process
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
+        r"""$x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ (see
+        :func:`minildm.diffusion.add_noise`)."""
+        return add_noise(original_samples, noise, timesteps, self.alphas_cumprod)
+
+    def get_velocity(
+        self, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
+        r"""The v-prediction target $v = \sqrt{\bar\alpha_t}\, \epsilon - \sqrt{1 - \bar\alpha_t}\, x_0$
+        (``sample`` is $x_0$)."""
+        return get_velocity(sample, noise, timesteps, self.alphas_cumprod)
+
+    def scale_model_input(
+        self, sample: torch.Tensor, timestep: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The identity: DDPM and DDIM feed $x_t$ to the network as it is (kept for a common API;
+        the Euler samplers scale it)."""
+        return sample
+
+    # ------------------------------------------------------------------ reading the network
+
+    def predict_x0_and_eps(
+        self, model_output: torch.Tensor, sample: torch.Tensor, alpha_prod_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The network's guesses $(\hat x_0, \hat\epsilon)$ at the noise level $\bar\alpha_t$ of
+        ``sample``, whatever it predicts; $\hat x_0$ is clipped if ``clip_sample``, $\hat\epsilon$
+        is not (as in diffusers)."""
+        # the minildm.diffusion helpers look t up in a table of $\bar\alpha$s: here, a table of one
+        table, t = alpha_prod_t.reshape(1), 0
+        prediction_type = self.config.prediction_type
+        if prediction_type == "epsilon":
+            # $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta) / \sqrt{\bar\alpha_t}$
+            # (infinite at zero terminal SNR, where $\bar\alpha_T = 0$: clipping then saves it)
+            pred_x0 = predict_x0_from_eps(sample, model_output, t, table)
+            pred_eps = model_output
+        elif prediction_type == "v_prediction":
+            # $\hat x_0 = \sqrt{\bar\alpha_t}\, x_t - \sqrt{1 - \bar\alpha_t}\, v_\theta$
+            pred_x0 = predict_x0_from_v(sample, model_output, t, table)
+            # $\hat\epsilon = \sqrt{\bar\alpha_t}\, v_\theta + \sqrt{1 - \bar\alpha_t}\, x_t$
+            pred_eps = predict_eps_from_v(sample, model_output, t, table)
+        else:  # sample
+            pred_x0 = model_output
+            # $\hat\epsilon = (x_t - \sqrt{\bar\alpha_t}\hat x_0) / \sqrt{1 - \bar\alpha_t}$
+            pred_eps = predict_eps_from_x0(sample, pred_x0, t, table)
+        if self.config.clip_sample:
+            r = self.config.clip_sample_range
+            pred_x0 = pred_x0.clamp(-r, r)
+        return pred_x0, pred_eps

@@ -1,0 +1,114 @@
+"""What every training recipe shares: the :class:`Task` it returns, its budgets, its shapes-world
+data, and ONE diffusion loss (pixels, latents, with or without a text context).
+
+A task builds its model, a ``loss(model, generator, batch_size)`` that draws its own batch from
+the step's generator (so a step is the same whether or not the run was interrupted before it;
+see :mod:`minildm.training`), the config stored with its checkpoints, and the training settings
+of each budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from minildm.data import ShapesDataset
+from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
+from minildm.schedulers import DDPMScheduler
+from minildm.training import TrainConfig
+from minildm.utils import BUDGETS, check_positive_int
+from minildm.vae import AutoencoderKL
+
+LossFn = Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]
+
+
+@dataclass
+class Task:
+    kind: str  # the checkpoint kind it writes, and the name ``python -m minildm train`` knows it by
+    model: torch.nn.Module
+    loss: LossFn
+    config: dict  # stored in config.json: enough to rebuild the model and its scheduler
+    train_config: TrainConfig
+    #: called after training with the model holding its EMA weights; returns entries to add to
+    #: the checkpoint's config (the VAE's scale factor, estimated from data)
+    finalize: Callable[[torch.nn.Module], dict] | None = None
+
+
+def train_config(budgets: dict[str, TrainConfig], budget: str, seed: int) -> TrainConfig:
+    """The preset of ``budget`` ("quick" or "full"), with the run's seed."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    return replace(budgets[budget], seed=seed)
+
+
+def data_config(defaults: dict, seed: int, data_size: int | None) -> dict:
+    """The data section of a task's config: ``defaults`` with the seed and, if given, the size."""
+    size = defaults["size"] if data_size is None else check_positive_int("data_size", data_size)
+    return dict(defaults, seed=seed, size=size)
+
+
+def shapes_dataset(data_cfg: dict) -> ShapesDataset:
+    """The captioned shapes-world training set a data config describes."""
+    options = ("image_size", "two_object_fraction", "omit_prob")
+    kwargs = {k: data_cfg[k] for k in options if k in data_cfg}
+    return ShapesDataset(data_cfg["size"], seed=data_cfg["seed"], **kwargs)
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 256):
+    """The posterior of every image: ``(mean, std)``, each ``[N, z, h, w]``, unscaled."""
+    means, stds = [], []
+    device = next(vae.parameters()).device
+    for i in range(0, len(images), batch_size):
+        posterior = vae.encode(images[i : i + batch_size].to(device))
+        means.append(posterior.mean.cpu())
+        stds.append(posterior.std.cpu())
+    return torch.cat(means), torch.cat(stds)
+
+
+def posterior_sampler(mean: torch.Tensor, std: torch.Tensor, scale: float):
+    """``draw(idx, generator)``: scaled latents of the examples ``idx``, a fresh sample of each
+    posterior every time: $z_0 = f\\,(\\mu + \\sigma \\epsilon)$ (lesson 05)."""
+
+    def draw(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
+
+    return draw
+
+
+def diffusion_loss_fn(
+    num_examples: int,
+    draw_x0: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    scheduler: DDPMScheduler,
+    pick_context: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> LossFn:
+    r"""The DDPM training step of lessons 02-06, on any data:
+
+    1. draw ``batch_size`` example indices and their clean samples $x_0$ (``draw_x0(idx, g)``:
+       points, images, or posterior samples of latents);
+    2. with ``pick_context(idx, g)``, the text context of those examples (lesson 06);
+    3. $t \sim \mathcal{U}\{0..T-1\}$, $\epsilon \sim \mathcal{N}(0, I)$,
+       $x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon$;
+    4. the MSE between the network's output and its target ($\epsilon$, $v$ or $x_0$).
+
+    Every draw comes from the step's generator, in this order."""
+    T = scheduler.config.num_train_timesteps
+    prediction_type = scheduler.config.prediction_type
+
+    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        device = next(model.parameters()).device
+        idx = torch.randint(num_examples, (batch_size,), generator=generator)
+        x0 = draw_x0(idx, generator)
+        context = None if pick_context is None else pick_context(idx, generator).to(device)
+        t = sample_timesteps(batch_size, T, generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        # $x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon$
+        x_t = add_noise(x0, noise, t, scheduler.alphas_cumprod)
+        inputs = (x_t.to(device), t.to(device)) + (() if context is None else (context,))
+        output = model(*inputs)
+        target_args = (x0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
+        return diffusion_loss(output, *target_args, prediction_type=prediction_type)
+
+    return loss

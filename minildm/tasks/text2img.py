@@ -1,0 +1,117 @@
+"""Lesson 06's second recipe: the latent U-Net of lesson 05 with cross-attention to the frozen
+text encoder's last hidden state ``[B, tokens, width]``; the caption is replaced by the empty
+prompt 10% of the time, so the same network also learns the unconditional model that
+classifier-free guidance needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from minildm.checkpoints import load_text_encoder, load_vae
+from minildm.nn import UNetModel
+from minildm.schedulers import DDPMScheduler
+from minildm.tasks.common import (
+    Task,
+    data_config,
+    diffusion_loss_fn,
+    encode_dataset,
+    posterior_sampler,
+    shapes_dataset,
+    train_config,
+)
+from minildm.tasks.latent_ddpm import LATENT_SCHEDULER, LATENT_UNET
+from minildm.text import TextEncoder
+from minildm.training import TrainConfig
+
+#: Lesson 05's latent U-Net, now with cross-attention (``context_dim`` = the text encoder's
+#: width) at both levels, 8 x 8 and 4 x 4: where an object goes is decided at 8 x 8.
+TEXT2IMG_UNET = replace(LATENT_UNET, context_dim=64, attention_levels=(0, 1))
+TEXT2IMG_DATA = {
+    "name": "shapes",
+    "size": 40_000,
+    "two_object_fraction": 0.5,
+    "omit_prob": 0.3,
+    "image_size": 32,
+}
+CAPTION_DROPOUT = 0.1
+TEXT2IMG_BUDGETS = {
+    "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
+    "full": TrainConfig(steps=12_000, batch_size=64, lr=3e-4, warmup_steps=200, checkpoint_every=250),
+}
+
+
+@torch.no_grad()
+def encode_captions(text_encoder: TextEncoder, captions: list[str], batch_size: int = 512):
+    """Encode each distinct caption once: ``(contexts [U, tokens, width], index [N])`` with
+    ``contexts[index[i]]`` the context of ``captions[i]`` (the encoder is frozen, so this is exact)."""
+    unique = sorted(set(captions))
+    position = {c: i for i, c in enumerate(unique)}
+    batches = [unique[i : i + batch_size] for i in range(0, len(unique), batch_size)]
+    contexts = torch.cat([text_encoder(batch).cpu() for batch in batches])
+    return contexts, torch.tensor([position[c] for c in captions])
+
+
+def _load_text_encoder(path: str | Path | None) -> tuple[TextEncoder, dict]:
+    """Our mini CLIP (default ``data/checkpoints/clip``) or a transformers CLIP folder, with the
+    ``text_encoder`` section of the config that records which."""
+    if path is None or _is_our_clip(Path(path)):
+        text_encoder, clip_config = load_text_encoder(path)
+        encoder_cfg = {"kind": "clip", "model": clip_config["model"]}
+    else:
+        text_encoder = TextEncoder.from_pretrained(path)
+        encoder_cfg = {"kind": "transformers", "path": str(Path(path).resolve())}
+    encoder_cfg.update(width=text_encoder.width, max_length=text_encoder.max_length)
+    return text_encoder, encoder_cfg
+
+
+def _is_our_clip(folder: Path) -> bool:
+    """A checkpoint of ``python -m minildm train clip`` (not a transformers CLIP folder)."""
+    config = folder / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("kind") == "clip"
+
+
+def text2img_task(
+    budget: str = "quick",
+    seed: int = 0,
+    data_size: int | None = None,
+    vae_path: str | Path | None = None,
+    text_encoder_path: str | Path | None = None,
+) -> Task:
+    """The text-conditioned latent DDPM: scaled VAE latents of captioned shapes-world images, the
+    frozen text encoder's context, the caption dropped ``CAPTION_DROPOUT`` of the time.
+
+    ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
+    ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer)."""
+    vae, vae_config = load_vae(vae_path)
+    scale = vae_config["scale_factor"]
+    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
+    data_cfg = data_config(TEXT2IMG_DATA, seed, data_size)
+    dataset = shapes_dataset(data_cfg)
+    mean, std = encode_dataset(vae, dataset.tensors())
+    contexts, caption_index = encode_captions(text_encoder, dataset.captions)
+    uncond = text_encoder([""]).cpu()  # the empty prompt: [BOS, EOS, PAD, ...]
+    unet_config = replace(TEXT2IMG_UNET, context_dim=text_encoder.width)
+    scheduler = DDPMScheduler(**LATENT_SCHEDULER)
+    config = {
+        "kind": "text2img",
+        "model": {"unet": unet_config.to_dict()},
+        "scheduler": LATENT_SCHEDULER,
+        "data": data_cfg,
+        "vae": {"model": vae_config["model"], "scale_factor": scale},
+        "text_encoder": encoder_cfg,
+        "caption_dropout": CAPTION_DROPOUT,
+    }
+
+    def pick_context(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # drop the caption 10% of the time: the same network learns eps(z_t, empty prompt)
+        drop = torch.rand(len(idx), generator=generator) < CAPTION_DROPOUT
+        return torch.where(drop[:, None, None], uncond, contexts[caption_index[idx]])
+
+    loss = diffusion_loss_fn(len(mean), posterior_sampler(mean, std, scale), scheduler, pick_context)
+    cfg = train_config(TEXT2IMG_BUDGETS, budget, seed)
+    torch.manual_seed(seed)
+    return Task("text2img", UNetModel(unet_config), loss, config, cfg)
