@@ -18,8 +18,8 @@ import time
 import torch
 
 from minildm.metrics import PROMPT_KINDS, prompt_fidelity
-from minildm.tasks import load_pretrained
-from minildm.text2img import DEFAULT_GUIDANCE, TextToImagePipeline
+from minildm.pipelines import DEFAULT_GUIDANCE, TextToImagePipeline
+from minildm.schedulers import SCHEDULERS
 from minildm.utils import get_device
 
 
@@ -36,7 +36,7 @@ def main() -> None:
 
     device = get_device(args.device)
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=device)
-    config = load_pretrained("text2img", args.checkpoint)[2]
+    config = pipe.config
     print(f"text2img U-Net: {config['steps_trained']} steps of {config['training']['batch_size']}; "
           f"guidance {args.guidance:g}, {args.n} prompts per kind, on {device} "
           f"({torch.get_num_threads()} CPU threads)")
@@ -47,9 +47,10 @@ def main() -> None:
     scores = {}
     for sampler, steps in runs:
         eta = args.eta if sampler == "ddim" else 0.0
+        pipe.scheduler = SCHEDULERS[sampler].from_config(pipe.scheduler.config)
         start = time.perf_counter()
         results = prompt_fidelity(pipe, args.n, num_inference_steps=steps, guidance_scale=args.guidance,
-                                  sampler=sampler, eta=eta)
+                                  eta=eta)
         if device.type == "cuda":
             torch.cuda.synchronize()
         per_image = (time.perf_counter() - start) / results["all"]["n"]

@@ -22,12 +22,14 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from minildm.checkpoints import load_vae
 from minildm.data import ShapesDataset
 from minildm.metrics import clean_object_report, score
 from minildm.nn import UNetConfig, UNetModel
-from minildm.pipeline import LatentDiffusionPipeline
-from minildm.samplers import DDPMScheduler, Sampler
-from minildm.tasks import LATENT_SCHEDULER, LATENT_UNET, PIXEL_UNET, load_vae
+from minildm.pipelines import LatentDiffusionPipeline
+from minildm.sampling import Sampler
+from minildm.schedulers import DDPMScheduler
+from minildm.tasks import LATENT_SCHEDULER, LATENT_UNET, PIXEL_UNET
 
 IMAGE, LATENT = (3, 32, 32), (4, 8, 8)
 

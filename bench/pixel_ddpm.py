@@ -14,9 +14,10 @@ import time
 
 import torch
 
+from minildm.checkpoints import load_pretrained
 from minildm.metrics import clean_object_report
-from minildm.samplers import Sampler
-from minildm.tasks import load_pretrained, pixel_task
+from minildm.sampling import Sampler
+from minildm.tasks import pixel_ddpm_task
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
     for key in ("shapes", "colours", "sizes", "positions"):
         print(f"  {key}: {dict(report[key])}")
 
-    task = pixel_task("quick", seed=0, data_size=256)
+    task = pixel_ddpm_task("quick", seed=0, data_size=256)
     optimizer = torch.optim.AdamW(task.model.parameters(), lr=1e-4)
     times = []
     for step in range(6):

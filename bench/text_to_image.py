@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import time
 
+from minildm.checkpoints import load_pretrained
 from minildm.data import ShapesDataset
 from minildm.metrics import PROMPT_KINDS, prompt_fidelity
-from minildm.tasks import load_pretrained
+from minildm.pipelines import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, TextToImagePipeline
+from minildm.schedulers import SCHEDULERS
 from minildm.text import load_tokenizer, retrieval_accuracy
-from minildm.text2img import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, TextToImagePipeline
 
 
-def fidelity(pipe: TextToImagePipeline, n: int, steps: int, guidance: float, sampler: str) -> dict[str, dict]:
-    return prompt_fidelity(pipe, n, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler)
+def fidelity(pipe: TextToImagePipeline, n: int, steps: int, guidance: float) -> dict[str, dict]:
+    return prompt_fidelity(pipe, n, num_inference_steps=steps, guidance_scale=guidance)
 
 
 def main() -> None:
@@ -33,19 +34,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--sweep", default="1,1.5,2,3,5,7.5", help="guidance scales to compare")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER)
+    parser.add_argument("--sampler", choices=sorted(SCHEDULERS), default=DEFAULT_SAMPLER)
     parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args()
 
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")
-    config = load_pretrained("text2img", args.checkpoint)[2]
+    pipe.scheduler = SCHEDULERS[args.sampler].from_config(pipe.scheduler.config)
+    config = pipe.config
     print(f"text2img U-Net: {config['steps_trained']} steps of {config['training']['batch_size']}; "
           f"{args.sampler.upper()}, {args.steps} steps")
 
     start = time.perf_counter()
-    guided = fidelity(pipe, args.n, args.steps, args.guidance, args.sampler)
+    guided = fidelity(pipe, args.n, args.steps, args.guidance)
     per_image = (time.perf_counter() - start) / (args.n * len(PROMPT_KINDS))
-    plain = fidelity(pipe, args.n, args.steps, 1.0, args.sampler)
+    plain = fidelity(pipe, args.n, args.steps, 1.0)
     header = f"guidance {args.guidance:g}"
     print(f"\n{'prompts':10s} {header:>14s} {'guidance 1':>12s}   per attribute (guided)")
     for kind in PROMPT_KINDS:
@@ -55,7 +57,7 @@ def main() -> None:
 
     print("\nguidance sweep (all kinds, a quarter of the prompts each):")
     for scale in [float(s) for s in args.sweep.split(",")]:
-        results = fidelity(pipe, max(1, args.n // 4), args.steps, scale, args.sampler)
+        results = fidelity(pipe, max(1, args.n // 4), args.steps, scale)
         print(f"  scale {scale:4g}: {results['all']['score']:.1%}  (" + ", ".join(
             f"{k} {results[k]['score']:.0%}" for k in PROMPT_KINDS) + ")")
 

@@ -74,11 +74,32 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--out", type=Path, default=None,
                          help="where the model checkpoint goes (default outputs/checkpoints/<kind>)")
     p_train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p_train.add_argument("--overwrite", action="store_true",
+                         help="start afresh even though --run-dir holds a training state (it is replaced)")
     p_train.add_argument("--text-encoder", type=Path, default=None,
                          help="text2img only: the text encoder to condition on (default "
                          "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
     p_train.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     return parser
+
+
+def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, folders a training run could not use or would silently replace."""
+    from minildm.checkpoints import STATE_NAME
+
+    for flag, folder in (("--run-dir", run_dir), ("--out", out)):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{flag} {str(folder)!r} is a file; it must be a folder (made if missing)")
+    state = run_dir / STATE_NAME
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --run-dir, --overwrite replaces it: give one of them")
+    if resume and not state.is_file():
+        raise ValueError(f"--resume: no training state in {str(run_dir)!r} ({STATE_NAME}); nothing to resume")
+    if not resume and not overwrite and state.exists():
+        raise ValueError(
+            f"--run-dir {str(run_dir)!r} already holds a training state: continue it with --resume, "
+            "replace it with --overwrite, or pick another --run-dir"
+        )
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -92,6 +113,9 @@ def train_command(args: argparse.Namespace) -> None:
 
     kind = TRAIN_ALIASES.get(args.what, args.what)
     budget = get_budget(args.budget)
+    run_dir = args.run_dir or Path("runs") / kind
+    out = args.out or Path("outputs") / "checkpoints" / kind
+    _check_run_folders(run_dir, out, args.resume, args.overwrite)
     seed_everything(args.seed)
     extra = {"data_size": args.data_size} if args.data_size is not None else {}
     if extra and kind == "toy2d":
@@ -106,11 +130,9 @@ def train_command(args: argparse.Namespace) -> None:
         cfg = replace(cfg, steps=args.steps)
     if args.batch_size is not None:
         cfg = replace(cfg, batch_size=args.batch_size)
-    run_dir = args.run_dir or Path("runs") / kind
-    out = args.out or Path("outputs") / "checkpoints" / kind
     print(f"training {kind} ({budget} budget: {cfg.steps} steps of {cfg.batch_size}) -> {out}")
     _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
-                           resume=args.resume, device=args.device)
+                           resume=args.resume, device=args.device, overwrite=args.overwrite)
     if task.finalize is not None:
         task.model.load_state_dict(ema.state_dict())
         added = task.finalize(task.model)

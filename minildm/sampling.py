@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, SchedulerMixin
+from minildm.schedulers.ddim import check_eta
 from minildm.utils import progress as progress_bar
 
 # A model is called as model(x, t, context) -> output of x's shape (eps, v or x0, as it was trained)
@@ -38,7 +39,15 @@ def check_guidance_scale(guidance_scale: float) -> None:
 
 
 def _check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
-    """Refuse, before any work, an option the scheduler's ``step`` does not take (DDPM has no eta)."""
+    """Refuse, before any work, a scheduler that does not sample and an option its ``step`` does
+    not take (DDPM has no eta) or a bad value of DDIM's eta."""
+    if not isinstance(scheduler, SchedulerMixin) or isinstance(scheduler, DDIMInverseScheduler):
+        raise ValueError(
+            "scheduler must be a sampling scheduler (DDPMScheduler, DDIMScheduler), got "
+            f"{type(scheduler).__name__} (a DDIMInverseScheduler goes from data to noise: use Sampler.invert)"
+        )
+    if "eta" in step_kwargs:
+        check_eta(step_kwargs["eta"])
     accepted = inspect.signature(scheduler.step).parameters
     for name in step_kwargs:
         if name not in accepted or name in ("model_output", "timestep", "sample", "generator"):

@@ -105,6 +105,130 @@ class TrainResult:
     items_per_second: float = 0.0
 
 
+class TrainingDivergedError(FloatingPointError):
+    """The loss or the weights became NaN or infinite: nothing was written after that."""
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`TrainingDivergedError` naming the first non-finite tensor of ``tensors``."""
+    for name, value in tensors.items():
+        if value.dtype.is_floating_point and not torch.isfinite(value).all():
+            raise TrainingDivergedError(f"{what} holds NaN or infinite values (first: {name!r})")
+
+
+#: settings a resumed run may change (training length, and how the checkpoint samples); any
+#: change is recorded in the config's ``resumed`` list. Everything else must match the run's.
+RESUMABLE_CHANGES = (
+    "training.steps",
+    "training.checkpoint_every",
+    "scheduler.clip_sample",
+    "scheduler.clip_sample_range",
+    "scheduler.timestep_spacing",
+    "scheduler.steps_offset",
+)
+
+
+def _differences(old: dict, new: dict) -> dict[str, tuple]:
+    """``{"training.seed": (0, 1), ...}``: the settings of ``new`` that ``old`` does not share
+    (the ``training`` and ``scheduler`` sections compared key by key)."""
+    changed = {}
+    for key, value in new.items():
+        if key in ("training", "scheduler") and isinstance(value, dict) and isinstance(old.get(key), dict):
+            changed |= {f"{key}.{k}": (old[key].get(k), v) for k, v in value.items() if old[key].get(k) != v}
+        elif key != "resumed" and old.get(key) != value:
+            changed[key] = (old.get(key), value)
+    return changed
+
+
+def _refuse_existing_state(run_dir: Path) -> None:
+    """A new run must not silently replace the training state of another."""
+    if (run_dir / STATE_NAME).exists():
+        raise FileExistsError(
+            f"{str(run_dir)!r} already holds a training state: continue it with --resume "
+            "(resume=True), or replace it with --overwrite (overwrite=True), or pick another --run-dir"
+        )
+
+
+def _resume(
+    path: Path, model: torch.nn.Module, ema: EMA, optimizer: torch.optim.Optimizer, config: dict
+) -> tuple[int, dict]:
+    """Load the training state at ``path`` into the model, its EMA and the optimizer, after
+    checking it is this run's: same model, data and settings (only ``RESUMABLE_CHANGES`` may
+    differ, and are recorded). Returns the step to continue at and the config to store."""
+    state = load_training_state(path)
+    old, source = state["config"], str(path.parent)
+    if old.get("kind") != config.get("kind") or old.get("model") != config.get("model"):
+        raise ValueError(
+            f"cannot resume from {source!r}: it trained a {old.get('kind')!r} model "
+            f"with another configuration than this run's {config.get('kind')!r}"
+        )
+    changed = _differences(old, config)
+    refused = {k: pair for k, pair in changed.items() if k not in RESUMABLE_CHANGES}
+    if refused:
+        listing = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(refused.items()))
+        raise ValueError(
+            f"cannot resume from {source!r} with other settings than the run used ({listing}); "
+            "use the same arguments, or start a new run with --overwrite or another --run-dir"
+        )
+    _check_finite(state["model"], f"the training state {str(path)!r}")
+    _check_finite(state["ema"], f"the training state {str(path)!r} (EMA weights)")
+    load_state_dict_checked(model, state["model"], source=source)
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    resumed = list(old.get("resumed", []))
+    if changed:
+        resumed.append({"at_step": state["step"], "changed": {k: list(v) for k, v in changed.items()}})
+    return state["step"], dict(config, resumed=resumed) if resumed else config
+
+
+def _save(
+    run_dir: Path | None,
+    out_dir: str | Path | None,
+    model: torch.nn.Module,
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: dict,
+) -> None:
+    """Write the training state and the EMA checkpoint, after checking every weight is finite:
+    a run that diverged never replaces a good file."""
+    _check_finite(model.state_dict(), f"the model after step {step}")
+    _check_finite(ema.state_dict(), f"the EMA weights after step {step}")
+    if run_dir is not None:
+        save_training_state(run_dir / STATE_NAME, model, ema.state_dict(), optimizer, step, config)
+    if out_dir is not None:
+        save_model(out_dir, ema.state_dict(), dict(config, steps_trained=step))
+
+
+def _train_step(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA,
+    cfg: TrainConfig,
+    step: int,
+) -> float:
+    """One optimisation step, the same whether or not the run was interrupted before it."""
+    generator = step_generator(cfg.seed, step)
+    torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout and any other global randomness
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    loss = loss_fn(model, generator, cfg.batch_size)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"the loss became {value} at step {step}: training diverged (try a lower learning rate); "
+            "the last training state and checkpoint written before it are kept"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    ema.update(model, step)
+    return value
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: LossFn,
@@ -116,12 +240,16 @@ def train(
     device: str | torch.device | None = None,
     stop_after: int | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[torch.nn.Module, EMA, TrainResult]:
     """Train ``model`` for ``cfg.steps`` steps of ``loss_fn(model, generator, batch_size)``.
 
     ``checkpoint_config`` is stored with every checkpoint (what model, what data, which
-    settings). ``stop_after`` ends the run early after that many steps, as an interruption
-    would (used to test resuming). Returns the model (last weights), its EMA and the losses.
+    settings). ``resume`` continues the run in ``run_dir``; without it, a ``run_dir`` that holds a
+    training state is refused unless ``overwrite``. A NaN or infinite loss stops the run with
+    :class:`TrainingDivergedError` before anything is written over. ``stop_after`` ends the run
+    early after that many steps, as an interruption would (used to test resuming). Returns the
+    model (last weights), its EMA and the losses.
     """
     device = get_device(device)
     model.to(device)
@@ -133,18 +261,9 @@ def train(
     if resume:
         if run_dir is None:
             raise ValueError("resume=True needs run_dir, the folder of the interrupted run")
-        state = load_training_state(run_dir / STATE_NAME)
-        if state["config"].get("kind") != config.get("kind") or state["config"].get("model") != config.get(
-            "model"
-        ):
-            raise ValueError(
-                f"cannot resume from {str(run_dir)!r}: it trained a {state['config'].get('kind')!r} model "
-                f"with another configuration than this run's {config.get('kind')!r}"
-            )
-        load_state_dict_checked(model, state["model"], source=str(run_dir))
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+        start, config = _resume(run_dir / STATE_NAME, model, ema, optimizer, config)
+    elif run_dir is not None and not overwrite:
+        _refuse_existing_state(run_dir)
     result = TrainResult()
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     began = time.perf_counter()
@@ -154,30 +273,16 @@ def train(
         disable=not show_progress,
     )
     for step in bar:
-        generator = step_generator(cfg.seed, step)
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout and any other global randomness
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        loss = loss_fn(model, generator, cfg.batch_size)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        ema.update(model, step)
-        result.losses.append(loss.item())
+        result.losses.append(_train_step(model, loss_fn, optimizer, ema, cfg, step))
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}")
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == end:
-            if run_dir is not None:
-                save_training_state(run_dir / STATE_NAME, model, ema.state_dict(), optimizer, done, config)
-            if out_dir is not None:
-                save_model(out_dir, ema.state_dict(), dict(config, steps_trained=done))
+            _save(run_dir, out_dir, model, ema, optimizer, done, config)
     if start >= end and out_dir is not None:
         # resuming a finished run: nothing to train, but (re)write its checkpoint with this
         # run's config (e.g. after a sampling setting in the task was corrected)
-        save_model(out_dir, ema.state_dict(), dict(config, steps_trained=start))
+        _save(None, out_dir, model, ema, optimizer, start, config)
     result.steps_done = max(end - start, 0)
     result.seconds = time.perf_counter() - began
     result.items_per_second = result.steps_done * cfg.batch_size / max(result.seconds, 1e-9)

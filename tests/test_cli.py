@@ -32,9 +32,22 @@ def test_train_pixel_runs_a_step(tmp_path):
     assert json.loads((out / "config.json").read_text())["kind"] == "pixel_ddpm"
 
 
-def test_bad_arguments(monkeypatch):
-    with pytest.raises(SystemExit):
+def test_bad_arguments(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as usage:
         main(["train", "gan"])
+    assert usage.value.code == 2 and "invalid choice: 'gan'" in capsys.readouterr().err
     monkeypatch.setenv("MINILDM_BUDGET", "huge")
-    with pytest.raises(ValueError, match="MINILDM_BUDGET"):
-        main(["train", "toy2d", "--steps", "1"])
+    assert main(["train", "toy2d", "--steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minildm: error: budget (MINILDM_BUDGET) must be one of") and err.count("\n") == 1
+    with pytest.raises(ValueError, match="MINILDM_BUDGET"):  # --debug: the exception itself
+        main(["train", "toy2d", "--steps", "1", "--debug"])
+
+
+def test_train_knows_the_tasks_by_their_kinds():
+    from minildm.cli import TRAIN_ALIASES, TRAIN_KINDS
+    from minildm.tasks import ALIASES, TASKS
+
+    assert tuple(TASKS) == TRAIN_KINDS and ALIASES == TRAIN_ALIASES
+    for name, task_fn in TASKS.items():  # one module per recipe, named by the kind it writes
+        assert task_fn.__module__ == f"minildm.tasks.{name}"

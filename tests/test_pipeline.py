@@ -8,17 +8,18 @@ import torch
 
 from minildm.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 from minildm.cli import main
-from minildm.pipeline import LatentDiffusionPipeline
+from minildm.pipelines import LatentDiffusionPipeline
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ck")
     common = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size", "16"]
-    main(["train", "vae", *common, "--run-dir", str(root / "rv"), "--out", str(root / "vae")])
+    assert 0 == main(["train", "vae", *common, "--run-dir", str(root / "rv"), "--out", str(root / "vae")])
     mp = pytest.MonkeyPatch()
     mp.setenv("MINILDM_CHECKPOINTS", str(root))  # the latent task encodes with the "shipped" VAE
-    main(["train", "latent", *common, "--run-dir", str(root / "rl"), "--out", str(root / "latent_ddpm")])
+    run, out = str(root / "rl"), str(root / "latent_ddpm")
+    assert 0 == main(["train", "latent", *common, "--run-dir", run, "--out", out])
     mp.undo()
     return root
 

@@ -27,7 +27,9 @@ def _sampling_outputs() -> dict[str, torch.Tensor]:
     out = {}
     model, scheduler, _ = load_pretrained("pixel_ddpm", device="cpu")
     generator = torch.Generator().manual_seed(0)
-    out["pixel_ddpm"] = Sampler().sample(model, (2, 3, 32, 32), scheduler, 5, generator=generator, progress=False)
+    out["pixel_ddpm"] = Sampler().sample(
+        model, (2, 3, 32, 32), scheduler, 5, generator=generator, progress=False
+    )
     latent = LatentDiffusionPipeline.from_pretrained(device="cpu")
     out["latent_pipeline"] = latent(2, 5, seed=0, progress=False)
     pipe = TextToImagePipeline.from_pretrained(device="cpu")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from minildm.samplers import DDPMScheduler, Sampler, SchedulerOutput
+from minildm.sampling import Sampler
+from minildm.schedulers import DDPMScheduler, SchedulerOutput
 
 diffusers = pytest.importorskip("diffusers")
 

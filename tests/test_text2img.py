@@ -6,9 +6,12 @@ import json
 import pytest
 import torch
 
+from minildm.checkpoints import checkpoint_dir, load_pretrained
 from minildm.cli import main
 from minildm.data import ShapesDataset
-from minildm.tasks import checkpoint_dir, load_pretrained
+from minildm.pipelines import TextToImagePipeline
+from minildm.schedulers import DDIMScheduler, DDPMScheduler
+from minildm.tasks import CAPTION_DROPOUT, text2img_task
 from minildm.text import (
     MiniCLIPConfig,
     TextEncoder,
@@ -17,8 +20,6 @@ from minildm.text import (
     save_tokenizer,
     tokenizer_dir,
 )
-from minildm.text2img import TextToImagePipeline
-from minildm.text_tasks import CAPTION_DROPOUT, text2img_task
 
 TINY = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size", "16"]
 
@@ -27,8 +28,8 @@ TINY = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size",
 def trained(tmp_path_factory):
     """A 2-step mini CLIP and a 2-step text2img U-Net on it (the shipped VAE encodes)."""
     root = tmp_path_factory.mktemp("t2i")
-    main(["train", "clip", *TINY, "--run-dir", str(root / "rc"), "--out", str(root / "clip")])
-    main(["train", "text2img", *TINY, "--text-encoder", str(root / "clip"),
+    assert 0 == main(["train", "clip", *TINY, "--run-dir", str(root / "rc"), "--out", str(root / "clip")])
+    assert 0 == main(["train", "text2img", *TINY, "--text-encoder", str(root / "clip"),
           "--run-dir", str(root / "rt"), "--out", str(root / "text2img")])
     return root
 
@@ -58,19 +59,29 @@ def test_pipeline_generates_deterministically(pipe):
     assert pipe("", 2, seed=0, progress=False).shape == (1, 3, 32, 32)
 
 
-def test_pipeline_ddim_sampler(pipe):
+def test_pipeline_scheduler_slot(pipe):
     prompts = ["a small green triangle"]
-    ddim = pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim")
+    assert isinstance(pipe.scheduler, DDIMScheduler)  # DDIM is the default
+    ddim = pipe(prompts, 4, 2.0, seed=3, progress=False)
     assert ddim.shape == (1, 3, 32, 32)
     # eta = 0: deterministic given the seed, and a different process from DDPM
-    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim"))
-    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))  # DDIM is the default
-    assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddpm"))
+    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
     # eta > 0 adds fresh noise at every step (drawn from the same seeded generator)
-    noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim", eta=1.0)
+    noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0)
     assert not torch.equal(ddim, noisy)
-    assert torch.equal(noisy, pipe(prompts, 4, 2.0, seed=3, progress=False, sampler="ddim", eta=1.0))
-    assert pipe.ddim_scheduler.alphas_cumprod.equal(pipe.scheduler.alphas_cumprod)
+    assert torch.equal(noisy, pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0))
+    # the slot is swapped diffusers-style, keeping the checkpoint's schedule
+    ddim_scheduler = pipe.scheduler
+    pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    try:
+        assert pipe.scheduler.alphas_cumprod.equal(ddim_scheduler.alphas_cumprod)
+        assert pipe.scheduler.config.prediction_type == "v_prediction"
+        assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
+        with pytest.raises(ValueError, match="DDPMScheduler.step takes no 'eta'"):
+            pipe(["a red circle"], 2, eta=0.5, progress=False)
+    finally:
+        pipe.scheduler = ddim_scheduler
+    assert pipe.config["kind"] == "text2img"  # the pipeline keeps its checkpoint's config
 
 
 def test_encode_image_is_the_inverse_of_decode(pipe):
@@ -83,12 +94,8 @@ def test_encode_image_is_the_inverse_of_decode(pipe):
 
 
 def test_pipeline_bad_input(pipe):
-    with pytest.raises(ValueError, match="sampler must be one of"):
-        pipe(["a red circle"], 2, sampler="euler", progress=False)
-    with pytest.raises(ValueError, match="eta is DDIM's noise level"):
-        pipe(["a red circle"], 2, sampler="ddpm", eta=0.5, progress=False)
     with pytest.raises(ValueError, match="eta must be a float in"):
-        pipe(["a red circle"], 2, sampler="ddim", eta=2.0, progress=False)
+        pipe(["a red circle"], 2, eta=2.0, progress=False)
     with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 1000\]"):
         pipe(["a red circle"], 1001, progress=False)
     with pytest.raises(ValueError, match="unknown word 'purple'.*vocabulary is a, above"):
@@ -141,8 +148,13 @@ def test_generate_command(trained, tmp_path, capsys, monkeypatch):
     assert main(["generate", "a red circle", "--sampler", "ddim", "--eta", "0", "--steps", "3",
                  "-o", str(out)]) == 0
     assert "1 image(s) written" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown word 'purple'"):
-        main(["generate", "a purple circle", "-o", str(out)])
+    # a bad prompt: one line on stderr, exit 1, no traceback, the good picture kept
+    before = out.read_bytes()
+    assert main(["generate", "a purple circle", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minildm: error: ") and "unknown word 'purple'" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out.read_bytes() == before
 
 
 def test_a_transformers_clip_folder_as_text_encoder(tmp_path):
@@ -155,7 +167,7 @@ def test_a_transformers_clip_folder_as_text_encoder(tmp_path):
     torch.manual_seed(0)
     build_clip(tiny, tokenizer).save_pretrained(tmp_path / "hf_clip")
     save_tokenizer(tokenizer, tmp_path / "hf_clip")
-    main(["train", "text2img", *TINY, "--text-encoder", str(tmp_path / "hf_clip"),
+    assert 0 == main(["train", "text2img", *TINY, "--text-encoder", str(tmp_path / "hf_clip"),
           "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "t2i")])
     config = json.loads((tmp_path / "t2i" / "config.json").read_text())
     assert config["text_encoder"]["kind"] == "transformers" and config["model"]["unet"]["context_dim"] == 32

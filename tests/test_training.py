@@ -4,11 +4,14 @@ from dataclasses import replace
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import minildm.checkpoints as ckpt
+from minildm.checkpoints import build_model, load_pretrained
 from minildm.nn import UNetConfig, UNetModel
-from minildm.tasks import build_model, load_pretrained, toy2d_task
-from minildm.training import EMA, TrainConfig, lr_at, train
+from minildm.tasks import toy2d_task
+from minildm.training import EMA, TrainConfig, TrainingDivergedError, lr_at, train
 
 
 def _toy(steps=20):
@@ -40,14 +43,16 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert torch.equal(_flat(full), _flat(resumed))
     assert all(torch.equal(full_ema.shadow[k], resumed_ema.shadow[k]) for k in full_ema.shadow)
 
-    # resuming a finished run trains nothing but writes its checkpoint with the current config
+    # resuming a finished run trains nothing but writes its checkpoint with the current config,
+    # where a sampling setting was corrected (recorded as a change)
     task4, _ = _toy()
-    config = dict(task4.config, note="corrected")
+    config = dict(task4.config, scheduler=dict(task4.config["scheduler"], clip_sample=True))
     _, ema4, again = train(task4.model, task4.loss, cfg, config, run_dir=tmp_path / "b",
                            out_dir=tmp_path / "out", resume=True, show_progress=False)
     assert again.steps_done == 0
     written = ckpt.read_config(tmp_path / "out")
-    assert written["note"] == "corrected" and written["steps_trained"] == 20
+    assert written["scheduler"]["clip_sample"] is True and written["steps_trained"] == 20
+    assert written["resumed"] == [{"at_step": 20, "changed": {"scheduler.clip_sample": [False, True]}}]
     model, _, _ = load_pretrained("toy2d", tmp_path / "out")
     assert all(torch.equal(model.state_dict()[k], full_ema.shadow[k]) for k in full_ema.shadow)
 
@@ -129,3 +134,81 @@ def test_ema_and_schedule():
     assert lr_at(99, cfg) == pytest.approx(0.1, abs=1e-3)
     with pytest.raises(ValueError, match="steps must be a positive int"):
         TrainConfig(steps=0)
+
+
+# ------------------------------------------------------------------ nothing lost, nothing silently wrong
+
+
+def test_a_run_that_diverges_keeps_the_good_checkpoint(tmp_path):
+    task, cfg = _toy(steps=10)
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path / "run", out_dir=tmp_path / "out",
+          show_progress=False)
+    state = (tmp_path / "run" / ckpt.STATE_NAME).read_bytes()
+    weights = (tmp_path / "out" / ckpt.WEIGHTS_NAME).read_bytes()
+
+    def nan_loss(model, generator, batch_size):
+        return task.loss(model, generator, batch_size) * float("nan")
+
+    task2, _ = _toy(steps=10)
+    with pytest.raises(TrainingDivergedError, match="the loss became nan at step 0"):
+        train(task2.model, nan_loss, cfg, task2.config, run_dir=tmp_path / "run", out_dir=tmp_path / "out",
+              overwrite=True, show_progress=False)
+    # weights that overflow while the loss still looks fine: caught before a checkpoint is written
+    task3, _ = _toy(steps=10)
+
+    def overflowing(model, generator, batch_size):
+        loss = task3.loss(model, generator, batch_size)
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("inf"))
+        return loss
+
+    with pytest.raises(TrainingDivergedError, match="the model after step 1 holds NaN or infinite"):
+        train(task3.model, overflowing, replace(cfg, checkpoint_every=1), task3.config,
+              run_dir=tmp_path / "run", out_dir=tmp_path / "out", overwrite=True, show_progress=False)
+    assert (tmp_path / "run" / ckpt.STATE_NAME).read_bytes() == state
+    assert (tmp_path / "out" / ckpt.WEIGHTS_NAME).read_bytes() == weights
+
+
+def test_a_damaged_training_state_is_not_resumed(tmp_path):
+    task, cfg = _toy(steps=5)
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
+    path = str(tmp_path / ckpt.STATE_NAME)
+    with safe_open(path, framework="pt") as f:  # damage one weight, keep the rest of the file
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    tensors["model.net.0.weight"][0, 0] = float("nan")
+    save_file(tensors, path, metadata=metadata)
+    task2, _ = _toy()
+    with pytest.raises(TrainingDivergedError, match="training state .* holds NaN or infinite values"):
+        train(task2.model, task2.loss, cfg, task2.config, run_dir=tmp_path, resume=True, show_progress=False)
+
+
+def test_a_new_run_does_not_replace_a_training_state(tmp_path):
+    task, cfg = _toy(steps=5)
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
+    before = (tmp_path / ckpt.STATE_NAME).read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a training state: continue it with --resume"):
+        train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
+    assert (tmp_path / ckpt.STATE_NAME).read_bytes() == before
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, overwrite=True, show_progress=False)
+
+
+def test_resume_with_other_settings_is_refused_or_recorded(tmp_path):
+    task, cfg = _toy(steps=5)
+    train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
+    changes = [({"seed": 4}, "training.seed: 3 -> 4"), ({"batch_size": 8}, "training.batch_size: 64 -> 8"),
+               ({"lr": 0.1}, "training.lr")]
+    for change, text in changes:
+        task2, _ = _toy()
+        with pytest.raises(ValueError, match=f"with other settings than the run used .*{text}"):
+            train(task2.model, task2.loss, replace(cfg, **change), task2.config, run_dir=tmp_path,
+                  resume=True, show_progress=False)
+    other_data = dict(task.config, data=dict(task.config["data"], n=10))
+    with pytest.raises(ValueError, match="data: "):
+        train(task.model, task.loss, cfg, other_data, run_dir=tmp_path, resume=True, show_progress=False)
+    # more steps: allowed, and recorded in the config of the state and the checkpoint
+    task3, _ = _toy()
+    train(task3.model, task3.loss, replace(cfg, steps=8), task3.config, run_dir=tmp_path,
+          out_dir=tmp_path / "out", resume=True, show_progress=False)
+    written = ckpt.read_config(tmp_path / "out")
+    assert written["resumed"] == [{"at_step": 5, "changed": {"training.steps": [5, 8]}}]
+    assert ckpt.load_training_state(tmp_path / ckpt.STATE_NAME)["config"]["resumed"] == written["resumed"]

@@ -22,7 +22,7 @@ Names follow CompVis' ``ldm/modules/diffusionmodules/openaimodel.py``: ``ResBloc
 
 The building blocks (``ResBlock``, ``Downsample``, ``Upsample``, ``TimestepEmbedSequential``) live
 in :mod:`minildm.nn.blocks`, the shape table (``summary``, ``describe_shapes``, ``count_parameters``)
-in :mod:`minildm.nn.summary`; both are re-exported here.
+in :mod:`minildm.nn.summary`; ``minildm.nn`` exports them all.
 """
 
 from __future__ import annotations
@@ -34,19 +34,15 @@ from torch import nn
 
 from minildm.config import ConfigMixin
 from minildm.nn.attention import SpatialTransformer
-
-# The ``X as X`` imports are re-exports: ``from minildm.nn.unet import ResBlock, summary`` keeps working.
-from minildm.nn.blocks import Downsample as Downsample
-from minildm.nn.blocks import ResBlock as ResBlock
-from minildm.nn.blocks import TimestepEmbedSequential as TimestepEmbedSequential
-from minildm.nn.blocks import Upsample as Upsample
-from minildm.nn.blocks import _group_norm as _group_norm
-from minildm.nn.blocks import _zero_module as _zero_module
+from minildm.nn.blocks import (
+    Downsample,
+    ResBlock,
+    TimestepEmbedSequential,
+    Upsample,
+    _group_norm,
+    _zero_module,
+)
 from minildm.nn.embeddings import TimestepEmbedding
-from minildm.nn.summary import _block_label as _block_label
-from minildm.nn.summary import count_parameters as count_parameters
-from minildm.nn.summary import describe_shapes as describe_shapes
-from minildm.nn.summary import summary as summary
 
 
 @dataclass
