@@ -49,9 +49,9 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual permissions
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors) make it private (0600): the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -91,7 +91,12 @@ def read_config(folder: str | Path, expected_kind: str | None = None) -> dict:
             f"no {CONFIG_NAME} in {str(folder)!r}: expected a checkpoint folder with "
             f"{WEIGHTS_NAME} and {CONFIG_NAME} (made by `python -m minildm train`)"
         )
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({err}): the config is damaged") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{str(path)!r} must hold a JSON object, got {type(config).__name__}")
     if expected_kind is not None and config.get("kind") != expected_kind:
         raise ValueError(
             f"checkpoint {str(folder)!r} holds a {config.get('kind')!r} model, expected {expected_kind!r}"
@@ -106,8 +111,24 @@ def load_weights(folder: str | Path, model: torch.nn.Module) -> torch.nn.Module:
     path = folder / WEIGHTS_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {str(folder)!r}")
-    load_state_dict_checked(model, load_file(str(path)), source=str(folder))
+    load_state_dict_checked(model, _read_safetensors(path), source=str(folder))
     return model
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file; a damaged file (unreadable, or NaN / inf weights)
+    raises a ValueError naming it."""
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # safetensors raises its own SafetensorError, or OSError
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({err}): it is damaged") from err
+    for name, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(
+                f"{str(path)!r} holds NaN or infinite values in {name!r}: the file is damaged "
+                "(retrain it, or restore it from git)"
+            )
+    return state
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -179,9 +200,18 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training state at {str(path)!r}; nothing to resume")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+        step, optimizer, config = int(metadata["step"]), json.loads(metadata["optimizer"]), json.loads(
+            metadata["config"]
+        )
+    except Exception as err:  # a damaged file: SafetensorError, missing or malformed metadata
+        raise ValueError(
+            f"{str(path)!r} is not a readable training state ({type(err).__name__}: {err}); "
+            "start afresh with --overwrite"
+        ) from err
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -189,9 +219,9 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     return {
         "model": part("model."),
         "ema": part("ema."),
-        "optimizer": _unflatten_optimizer(part("optimizer."), json.loads(metadata["optimizer"])),
-        "step": int(metadata["step"]),
-        "config": json.loads(metadata["config"]),
+        "optimizer": _unflatten_optimizer(part("optimizer."), optimizer),
+        "step": step,
+        "config": config,
     }
 
 
@@ -245,7 +275,12 @@ def load_pretrained(
         raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
     folder = _folder(kind, path)
     config = read_config(folder, expected_kind=kind)
-    model = load_weights(folder, build_model(config))
+    try:
+        model = build_model(config)
+    except (KeyError, TypeError, AttributeError) as err:  # a config.json edited by hand, or truncated
+        where = str(folder / CONFIG_NAME)
+        raise ValueError(f"{where!r} does not describe a {kind!r} model ({err!r})") from err
+    model = load_weights(folder, model)
     scheduler = scheduler_from_config(config) if "scheduler" in config else None  # clip has none
     return model.to(get_device(device)).eval(), scheduler, config
 
@@ -277,8 +312,7 @@ def load_text_encoder(
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {str(folder)!r}")
     prefix = "text_model."
-    with safe_open(str(weights), framework="pt") as f:
-        state = {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}  # noqa: SIM118
+    state = {k[len(prefix) :]: v for k, v in _read_safetensors(weights).items() if k.startswith(prefix)}
     # transformers 4 nests the layers one level deeper (CLIPTextModel.text_model); 5 does not
     load_state_dict_checked(getattr(text_model, "text_model", text_model), state, source=str(folder))
     return TextEncoder(text_model.to(get_device(device)), tokenizer), config

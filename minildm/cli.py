@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed(p_gen)
     p_gen.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
     p_gen.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p_gen.add_argument("--no-strict", action="store_true",
+                       help="let prompts outside the caption grammar through (for experiments)")
     p_tok = add("tokenizer", "build the tokenizer from the caption grammar and save it")
     p_tok.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")
     p_train = add("train", "train a model and write its checkpoint")
@@ -160,6 +162,7 @@ def generate(
     device: str | None = None,
     sampler: str | None = None,
     eta: float = 0.0,
+    strict: bool = True,
 ) -> Path:
     """Sample ``num_images`` images per prompt with the shipped text-to-image pipeline and save
     them as one picture, each image under its prompt. Returns the path written."""
@@ -169,12 +172,24 @@ def generate(
     import matplotlib.pyplot as plt
 
     from minildm.pipelines import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, TextToImagePipeline
+    from minildm.sampling import check_guidance_scale
     from minildm.schedulers import SCHEDULERS
-    from minildm.utils import check_positive_int, figure_path, show_images, to_uint8
+    from minildm.schedulers.ddim import check_eta
+    from minildm.utils import check_positive_int, check_seed, figure_path, show_images, to_uint8
 
+    # every argument is checked before the models load (the prompts: before sampling starts)
     check_positive_int("--num-images", num_images)
+    if steps is not None:
+        check_positive_int("--steps", steps)
+    check_seed(seed, "--seed")
+    if guidance is not None:
+        check_guidance_scale(guidance)
+    check_eta(eta)
+    if eta and sampler == "ddpm":
+        raise ValueError("--eta is DDIM's noise level; with --sampler ddpm leave it 0")
     output = figure_path(output)  # refused before any work if it is a folder
     pipe = TextToImagePipeline.from_pretrained(checkpoint, device=device)
+    pipe.strict = strict
     steps = DEFAULT_STEPS if steps is None else steps
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     sampler = DEFAULT_SAMPLER if sampler is None else sampler
@@ -201,7 +216,10 @@ def tokenizer_command(output: Path | None) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.command == "demo":
         from minildm.demo import demo
+        from minildm.utils import check_seed, figure_path
 
+        check_seed(args.seed, "--seed")
+        figure_path(args.output)  # a folder is refused before any work
         path = demo(args.output, seed=args.seed)
         print(f"demo picture written to {path.resolve()}")
     elif args.command == "train":
@@ -210,7 +228,7 @@ def run(args: argparse.Namespace) -> None:
         tokenizer_command(args.output)
     elif args.command == "generate":
         path = generate(args.prompts, args.output, args.num_images, args.steps, args.guidance, args.seed,
-                        args.checkpoint, args.device, args.sampler, args.eta)
+                        args.checkpoint, args.device, args.sampler, args.eta, strict=not args.no_strict)
         print(f"{len(args.prompts) * args.num_images} image(s) written to {path.resolve()}")
 
 

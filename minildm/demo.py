@@ -134,6 +134,6 @@ def demo(output: Path, seed: int = 0) -> Path:
         "judged to follow their prompt)",
         fontsize=10,
     )
-    save_figure(fig, output, dpi=110)
+    path = save_figure(fig, output, dpi=110)
     plt.close(fig)
-    return output
+    return path

@@ -28,6 +28,24 @@ def check_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """One rule for every seed in minildm (CLI, pipelines, training): an int in [0, 2**63 - 1]."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {seed!r}")
+    return int(seed)
+
+
+def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """``tensor`` if every value is finite, else a ValueError saying where NaN or inf appeared."""
+    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"{what} hold NaN or infinite values ({bad} of {tensor.numel()})")
+    return tensor
+
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """The device to compute on: ``device`` if given, else ``$MINILDM_DEVICE``, else CUDA,
     then Apple's MPS, then the CPU. Never hard-code ``.cuda()``: pass this around instead."""
@@ -49,8 +67,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; with ``deterministic``, ask PyTorch for deterministic
     kernels too, so that CPU runs are bit-for-bit reproducible. Returns a CPU generator
     seeded with ``seed`` for code that wants its own stream."""
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -95,6 +112,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
         raise ValueError(
             f"images must have shape (C, H, W) or (B, C, H, W) with C = 1 or 3, got {tuple(images.shape)}"
         )
+    check_finite(images, "the images")  # NaN would become 0: a black picture that looks like a result
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.movedim(-3, -1).numpy()
 

@@ -1,4 +1,4 @@
-"""The caption grammar of the shapes world (``../specs/shapes-world.md``).
+"""The caption grammar of the shapes world (``docs/shapes-world.md``).
 
 Captions are lower case, words only, no punctuation. Two scene kinds::
 

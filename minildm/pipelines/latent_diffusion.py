@@ -20,8 +20,31 @@ import torch
 from minildm.checkpoints import load_pretrained, load_vae
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
-from minildm.utils import check_positive_int, get_device
+from minildm.utils import check_finite, check_positive_int, check_seed, get_device
 from minildm.vae import AutoencoderKL
+
+
+def check_images(images: object) -> None:
+    """Images for the VAE: a float tensor (B, 3, H, W) with values in [-1, 1]."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(
+            f"images must be a torch tensor (B, 3, H, W) in [-1, 1], got {type(images).__name__} "
+            "(minildm.utils.from_uint8 converts uint8 arrays)"
+        )
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be a float tensor in [-1, 1], got dtype {images.dtype} "
+            "(minildm.utils.from_uint8 converts uint8 images)"
+        )
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    check_finite(images, "the images")
+    low, high = images.min().item(), images.max().item()
+    if low < -1.001 or high > 1.001:
+        raise ValueError(
+            f"images must have values in [-1, 1], got values from {low:g} to {high:g} "
+            "(from 0..255 or 0..1, use x / 127.5 - 1 or 2 * x - 1)"
+        )
 
 
 class LatentDiffusionPipeline:
@@ -90,8 +113,9 @@ class LatentDiffusionPipeline:
         """Images in [-1, 1], (B, 3, H, W) -> scaled latents ``f * mode(q(z | x))`` (the posterior's
         mean times ``scale_factor``) on the VAE's device, the inverse of :meth:`decode` (for DDIM
         inversion, img2img and inpainting)."""
-        device = next(self.vae.parameters()).device
-        return self.scale_factor * self.vae.encode(images.to(device)).mode()
+        check_images(images)
+        vae_param = next(self.vae.parameters())
+        return self.scale_factor * self.vae.encode(images.to(vae_param.device, vae_param.dtype)).mode()
 
     encode = encode_image  # lesson 05's name
 
@@ -113,6 +137,7 @@ class LatentDiffusionPipeline:
         """Sample ``batch_size`` latents with the pipeline's scheduler and decode them; the noise
         is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`."""
         check_positive_int("num_inference_steps", num_inference_steps)
+        check_seed(seed)
         latents = self.sampler.sample(
             self.unet,
             (batch_size, *self.latent_shape),
@@ -122,6 +147,9 @@ class LatentDiffusionPipeline:
             progress=progress,
             **sample_kwargs,
         )
+        guidance = sample_kwargs.get("guidance_scale", 1.0)
+        check_finite(latents, f"the sampled latents (guidance_scale {guidance:g}; a damaged U-Net or a "
+                     "guidance scale too large for float32?)")
         images = self.decode(latents)
         return (images, latents) if return_latents else images
 

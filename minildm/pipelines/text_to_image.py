@@ -24,7 +24,7 @@ import torch
 from minildm.checkpoints import checkpoint_dir, load_pretrained, load_text_encoder
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
 from minildm.schedulers import SCHEDULERS, SchedulerMixin
-from minildm.text import TextEncoder
+from minildm.text import TextEncoder, check_prompts, is_word_level
 from minildm.utils import get_device
 from minildm.vae import AutoencoderKL
 
@@ -50,6 +50,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         scale_factor: float,
         text_encoder: TextEncoder,
         config: dict | None = None,
+        strict: bool = True,
     ) -> None:
         super().__init__(unet, scheduler, vae, scale_factor, config)
         width = getattr(getattr(unet, "config", None), "context_dim", None)
@@ -58,6 +59,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                 f"the U-Net expects a context of width {width}, the text encoder gives {text_encoder.width}"
             )
         self.text_encoder = text_encoder
+        #: refuse prompts outside the shapes-world grammar (with a word-level tokenizer, ours)
+        self.strict = strict
 
     @classmethod
     def from_pretrained(
@@ -82,13 +85,22 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                     f"CLIP config {encoder_cfg['model']}, got {clip_config['model']}"
                 )
         else:  # a transformers CLIP text model, e.g. one downloaded by a user online
-            text_encoder = TextEncoder.from_pretrained(text_encoder_path or encoder_cfg["path"]).to(device)
+            folder = Path(text_encoder_path or encoder_cfg["path"])
+            if not folder.is_dir():  # fail fast, offline: never reach for the network here
+                raise FileNotFoundError(
+                    f"the text encoder this U-Net was trained with, {str(folder)!r}, is not on this machine; "
+                    "pass text_encoder_path (--text-encoder) to a local copy"
+                )
+            text_encoder = TextEncoder.from_pretrained(folder).to(device)
         scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
         return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder, config=config)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """Prompts -> context ``[B, tokens, width]``; an unknown word raises a ValueError naming it."""
+        """Prompts -> context ``[B, tokens, width]``; an unknown word raises a ValueError naming it,
+        and so does a prompt outside the caption grammar while ``strict`` (our tokenizer only)."""
+        if self.strict and is_word_level(self.text_encoder.tokenizer):
+            check_prompts([prompts] if isinstance(prompts, str) else prompts)
         return self.text_encoder(prompts)
 
     def __call__(

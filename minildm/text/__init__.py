@@ -11,6 +11,7 @@ from minildm.text.clip import (
     similarity,
     text_embeddings,
 )
+from minildm.text.grammar import GRAMMAR, check_prompts
 from minildm.text.tokenizer import (
     BOS,
     EOS,
@@ -28,7 +29,7 @@ from minildm.text.tokenizer import (
 )
 
 __all__ = [
-    "BOS", "EOS", "MAX_LENGTH", "PAD", "SPECIAL_TOKENS",
+    "BOS", "EOS", "GRAMMAR", "MAX_LENGTH", "PAD", "SPECIAL_TOKENS", "check_prompts",
     "MiniCLIPConfig", "TextEncoder",
     "build_clip", "build_tokenizer", "clip_logits", "clip_loss", "context_length", "decode_ids",
     "image_embeddings", "is_word_level", "load_tokenizer", "retrieval_accuracy", "save_tokenizer",
