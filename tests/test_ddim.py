@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from denoisers import GAUSS_MEAN, GAUSS_STD, gaussian_denoiser
 
 from minildm.sampling import DDIMSampler, Sampler
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, DDPMScheduler, SchedulerOutput
@@ -344,26 +345,6 @@ def test_point_mass_round_trip_is_exact():
         torch.testing.assert_close(_ddim_loop(model, randn(5, 3, seed=n), s, n), X_STAR.expand(5, 3))
         x_T = DDIMSampler().invert(model, X_STAR, s, n, progress=False)
         torch.testing.assert_close(_ddim_loop(model, x_T, s, n), X_STAR)
-
-
-GAUSS_MEAN, GAUSS_STD = torch.tensor([1.0, -2.0]), 0.5
-
-
-def gaussian_denoiser(scheduler, prediction):
-    """The best possible (linear) network when the data is x0 ~ N(m, s^2 I): E[eps | x_t] or E[v | x_t]."""
-    m, s = GAUSS_MEAN, GAUSS_STD
-
-    def model(x, t, context):
-        abar = scheduler.alphas_cumprod[t].reshape(-1, 1)
-        # x_t ~ N(sqrt(abar) m, (abar s^2 + 1 - abar) I), so
-        # E[eps | x_t] = sqrt(1 - abar) (x_t - sqrt(abar) m) / (abar s^2 + 1 - abar)
-        eps = (1 - abar).sqrt() * (x - abar.sqrt() * m) / (abar * s**2 + 1 - abar)
-        if prediction == "epsilon":
-            return eps
-        x0 = (x - (1 - abar).sqrt() * eps) / abar.sqrt()
-        return abar.sqrt() * eps - (1 - abar).sqrt() * x0
-
-    return model
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from denoisers import GAUSS_MEAN, GAUSS_STD, gaussian_denoiser
 
 from minildm.sampling import Sampler
 from minildm.schedulers import DDPMScheduler, SchedulerOutput
@@ -233,33 +234,13 @@ def test_sample_matches_a_diffusers_loop():
     torch.testing.assert_close(ours, x, atol=1e-6, rtol=1e-6)
 
 
-GAUSS_MEAN, GAUSS_STD = torch.tensor([1.0, -2.0]), 0.5
-
-
-def exact_denoiser(scheduler, prediction):
-    """The best possible network when the data is x0 ~ N(m, s^2 I): it predicts E[eps | x_t]."""
-    m, s = GAUSS_MEAN, GAUSS_STD
-
-    def model(x, t, context):
-        abar = scheduler.alphas_cumprod[t].reshape(-1, 1)
-        # x_t ~ N(sqrt(abar) m, (abar s^2 + 1 - abar) I), so
-        # E[eps | x_t] = sqrt(1 - abar) (x_t - sqrt(abar) m) / (abar s^2 + 1 - abar)
-        eps = (1 - abar).sqrt() * (x - abar.sqrt() * m) / (abar * s**2 + 1 - abar)
-        if prediction == "epsilon":
-            return eps
-        x0 = (x - (1 - abar).sqrt() * eps) / abar.sqrt()
-        return abar.sqrt() * eps - (1 - abar).sqrt() * x0  # E[v | x_t]
-
-    return model
-
-
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_sampling_recovers_a_gaussian(prediction):
     """With the exact denoiser of x0 ~ N(m, s^2), 1000 DDPM steps must give back N(m, s^2):
     a sign error anywhere in step would not survive this."""
     scheduler = DDPMScheduler(prediction_type=prediction, clip_sample=False)
     out = Sampler().sample(
-        exact_denoiser(scheduler, prediction),
+        gaussian_denoiser(scheduler, prediction),
         (4000, 2),
         scheduler,
         1000,
@@ -277,7 +258,7 @@ def test_fixed_small_and_large_bracket_the_truth_with_few_steps():
     for variance in ("fixed_small", "fixed_large"):
         scheduler = DDPMScheduler(variance_type=variance, clip_sample=False)
         out = Sampler().sample(
-            exact_denoiser(scheduler, "epsilon"),
+            gaussian_denoiser(scheduler, "epsilon"),
             (4000, 2),
             scheduler,
             100,
@@ -320,3 +301,33 @@ def test_bad_input():
         Sampler().sample(RecordingModel(), (2, 3), DDPMScheduler(), 10, guidance_scale=0.5, progress=False)
     with pytest.raises(ValueError, match="cond must be given"):
         Sampler().get_model_output(RecordingModel(), x, 1, None, x, guidance_scale=2.0)
+
+
+def test_sample_can_start_from_given_latents():
+    """``latents=`` starts the loop from noise we already have (e.g. DDIM inversion's): the same
+    numbers as drawing that noise from the seed."""
+    scheduler = DDPMScheduler(clip_sample=False)
+    model = gaussian_denoiser(scheduler, "epsilon")
+    drawn = Sampler().sample(model, (4, 2), scheduler, 20, generator=torch.Generator().manual_seed(5),
+                             progress=False)
+    g = torch.Generator().manual_seed(5)
+    x_T = torch.randn(4, 2, generator=g)
+    given = Sampler().sample(model, None, scheduler, 20, generator=g, latents=x_T, progress=False)
+    assert torch.equal(drawn, given)
+    with pytest.raises(ValueError, match=r"latents have shape \(4, 2\), but shape=\(3, 2\)"):
+        Sampler().sample(model, (3, 2), scheduler, 20, latents=x_T, progress=False)
+    with pytest.raises(ValueError, match="shape must be a tuple of positive ints"):
+        Sampler().sample(model, None, scheduler, 20, progress=False)
+
+
+def test_scheduler_from_config_swaps_the_sampler_keeping_the_schedule():
+    ddpm = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                         variance_type="fixed_large")
+    again = DDPMScheduler.from_config(ddpm.config)
+    assert vars(again.config) == vars(ddpm.config) and torch.equal(again.alphas_cumprod, ddpm.alphas_cumprod)
+    from minildm.schedulers import DDIMScheduler
+
+    ddim = DDIMScheduler.from_config(ddpm.config)  # variance_type means nothing to DDIM: dropped
+    back = DDPMScheduler.from_config(ddim.config)  # set_alpha_to_one means nothing to DDPM: dropped
+    assert back.config.prediction_type == "v_prediction" and back.config.variance_type == "fixed_small"
+    assert torch.equal(ddim.alphas_cumprod, ddpm.alphas_cumprod)

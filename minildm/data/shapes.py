@@ -4,7 +4,7 @@ A :class:`Scene` is a list of :class:`ShapeObject` (shape, colour, size and the 
 pixels) plus, for two objects, the relation between them. :func:`sample_scene` draws a
 random scene, :func:`scene_for_caption` draws a scene that satisfies a caption, and
 :func:`render_scene` draws it on a black canvas, anti-aliased by rendering at 4x and
-averaging each 4x4 block (``../specs/shapes-world.md`` is the contract).
+averaging each 4x4 block (``docs/shapes-world.md`` is the contract).
 """
 
 from __future__ import annotations

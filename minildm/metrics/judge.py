@@ -1,7 +1,7 @@
 """The shapes-world judge: does an image show what its caption says?
 
 Because the shapes world is drawn by a program, a program can check a picture against its
-caption, attribute by attribute (``../specs/shapes-world.md``, "Judging"). That turns
+caption, attribute by attribute (``docs/shapes-world.md``, "Judging"). That turns
 "is this text-to-image model any good?" into a number we can measure on a laptop.
 
 How the judge sees an image:
@@ -218,6 +218,8 @@ def judge(image, caption: str | CaptionSpec) -> Judgement:
     ``checks`` has one entry per attribute the caption names (``count``, ``shape`` always;
     ``colour``, ``size``, ``position``, ``relation`` when named), each True when it holds;
     for two objects an attribute holds when it holds for both. ``ok`` is all of them."""
+    if not isinstance(caption, (str, CaptionSpec)):
+        raise ValueError(f"caption must be a str (or a CaptionSpec), got {type(caption).__name__}")
     spec = parse_caption(caption) if isinstance(caption, str) else caption
     text = caption if isinstance(caption, str) else " ".join(spec.words)
     objects = detect_objects(image)

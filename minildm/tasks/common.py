@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
+from minildm.checkpoints import load_vae
 from minildm.data import ShapesDataset
 from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
 from minildm.schedulers import DDPMScheduler
@@ -66,6 +68,35 @@ def encode_dataset(vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 2
         means.append(posterior.mean.cpu())
         stds.append(posterior.std.cpu())
     return torch.cat(means), torch.cat(stds)
+
+
+@dataclass
+class LatentData:
+    """A captioned training set encoded once by the frozen VAE (lessons 05-06)."""
+
+    dataset: ShapesDataset
+    mean: torch.Tensor  # the posterior of every image, [N, z, h, w], unscaled
+    std: torch.Tensor
+    scale: float  # the VAE's scale factor, estimated from data when it was trained
+    vae_config: dict  # the VAE checkpoint's config, recorded in the U-Net's
+
+    def vae_section(self) -> dict:
+        """What the U-Net's config records of its VAE (the pipeline refuses another)."""
+        return {"model": self.vae_config["model"], "scale_factor": self.scale}
+
+    def loss(self, scheduler: DDPMScheduler, pick_context: Callable | None = None) -> LossFn:
+        """The diffusion loss on fresh posterior samples of these latents (with a text context)."""
+        draw_z0 = posterior_sampler(self.mean, self.std, self.scale)
+        return diffusion_loss_fn(len(self.mean), draw_z0, scheduler, pick_context)
+
+
+def latent_data(data_cfg: dict, vae_path: str | Path | None) -> LatentData:
+    """The shapes-world images ``data_cfg`` describes, encoded by the VAE in ``vae_path`` (default
+    the shipped one)."""
+    vae, vae_config = load_vae(vae_path)
+    dataset = shapes_dataset(data_cfg)
+    mean, std = encode_dataset(vae, dataset.tensors())
+    return LatentData(dataset, mean, std, vae_config["scale_factor"], vae_config)
 
 
 def posterior_sampler(mean: torch.Tensor, std: torch.Tensor, scale: float):

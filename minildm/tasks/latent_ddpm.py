@@ -6,18 +6,9 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import load_vae
 from minildm.nn import UNetConfig, UNetModel
 from minildm.schedulers import DDPMScheduler
-from minildm.tasks.common import (
-    Task,
-    data_config,
-    diffusion_loss_fn,
-    encode_dataset,
-    posterior_sampler,
-    shapes_dataset,
-    train_config,
-)
+from minildm.tasks.common import Task, data_config, latent_data, train_config
 from minildm.tasks.pixel_ddpm import PIXEL_SCHEDULER
 from minildm.training import TrainConfig
 
@@ -48,19 +39,17 @@ def latent_ddpm_task(
     budget: str = "quick", seed: int = 0, data_size: int | None = None, vae_path: str | Path | None = None
 ) -> Task:
     """DDPM on ``scale_factor * z`` with ``z ~ q(z | x)`` from the shipped (frozen) VAE."""
-    vae, vae_config = load_vae(vae_path)
-    scale = vae_config["scale_factor"]
     data_cfg = data_config(LATENT_DATA, seed, data_size)
-    mean, std = encode_dataset(vae, shapes_dataset(data_cfg).tensors())
+    data = latent_data(data_cfg, vae_path)
     scheduler = DDPMScheduler(**LATENT_SCHEDULER)
     config = {
         "kind": "latent_ddpm",
         "model": {"unet": LATENT_UNET.to_dict()},
         "scheduler": LATENT_SCHEDULER,
         "data": data_cfg,
-        "vae": {"model": vae_config["model"], "scale_factor": scale},
+        "vae": data.vae_section(),
     }
-    loss = diffusion_loss_fn(len(mean), posterior_sampler(mean, std, scale), scheduler)
+    loss = data.loss(scheduler)
     cfg = train_config(LATENT_BUDGETS, budget, seed)
     torch.manual_seed(seed)
     return Task("latent_ddpm", UNetModel(LATENT_UNET), loss, config, cfg)

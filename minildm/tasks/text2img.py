@@ -11,18 +11,10 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import load_text_encoder, load_vae
+from minildm.checkpoints import load_text_encoder
 from minildm.nn import UNetModel
 from minildm.schedulers import DDPMScheduler
-from minildm.tasks.common import (
-    Task,
-    data_config,
-    diffusion_loss_fn,
-    encode_dataset,
-    posterior_sampler,
-    shapes_dataset,
-    train_config,
-)
+from minildm.tasks.common import Task, data_config, latent_data, train_config
 from minildm.tasks.latent_ddpm import LATENT_SCHEDULER, LATENT_UNET
 from minildm.text import TextEncoder
 from minildm.training import TrainConfig
@@ -86,13 +78,10 @@ def text2img_task(
 
     ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
     ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer)."""
-    vae, vae_config = load_vae(vae_path)
-    scale = vae_config["scale_factor"]
-    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
     data_cfg = data_config(TEXT2IMG_DATA, seed, data_size)
-    dataset = shapes_dataset(data_cfg)
-    mean, std = encode_dataset(vae, dataset.tensors())
-    contexts, caption_index = encode_captions(text_encoder, dataset.captions)
+    data = latent_data(data_cfg, vae_path)
+    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
+    contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()  # the empty prompt: [BOS, EOS, PAD, ...]
     unet_config = replace(TEXT2IMG_UNET, context_dim=text_encoder.width)
     scheduler = DDPMScheduler(**LATENT_SCHEDULER)
@@ -101,7 +90,7 @@ def text2img_task(
         "model": {"unet": unet_config.to_dict()},
         "scheduler": LATENT_SCHEDULER,
         "data": data_cfg,
-        "vae": {"model": vae_config["model"], "scale_factor": scale},
+        "vae": data.vae_section(),
         "text_encoder": encoder_cfg,
         "caption_dropout": CAPTION_DROPOUT,
     }
@@ -111,7 +100,7 @@ def text2img_task(
         drop = torch.rand(len(idx), generator=generator) < CAPTION_DROPOUT
         return torch.where(drop[:, None, None], uncond, contexts[caption_index[idx]])
 
-    loss = diffusion_loss_fn(len(mean), posterior_sampler(mean, std, scale), scheduler, pick_context)
+    loss = data.loss(scheduler, pick_context)
     cfg = train_config(TEXT2IMG_BUDGETS, budget, seed)
     torch.manual_seed(seed)
     return Task("text2img", UNetModel(unet_config), loss, config, cfg)

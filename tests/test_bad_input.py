@@ -1,0 +1,219 @@
+"""Bad input, as a hostile but realistic user gives it: each row is refused with a clear error,
+nothing is lost, and the command line says it in one line, without a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from minildm.checkpoints import CONFIG_NAME, WEIGHTS_NAME, checkpoint_dir, load_pretrained, load_vae
+from minildm.cli import main
+from minildm.metrics import judge
+from minildm.pipelines import TextToImagePipeline
+from minildm.utils import check_seed, save_figure, to_uint8
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return TextToImagePipeline.from_pretrained(device="cpu")
+
+
+def _copy_checkpoint(kind: str, to: Path) -> Path:
+    shutil.copytree(checkpoint_dir() / kind, to / kind)
+    return to / kind
+
+
+# ------------------------------------------------------------------ the API: value -> error text
+
+API_CASES = [
+    ("judge caption None", lambda: judge(np.zeros((32, 32, 3), np.uint8), None), "caption must be a str"),
+    ("load_pretrained(None)", lambda: load_pretrained(None), r"unknown checkpoint kind None; expected"),
+    ("load_pretrained bogus", lambda: load_pretrained("bogus"), r"'bogus'; expected one of \['toy2d'"),
+    ("negative seed", lambda: check_seed(-1), r"seed must be an int in \[0, 2\*\*63 - 1\], got -1"),
+    ("huge seed", lambda: check_seed(2**70), r"seed must be an int in \[0, 2\*\*63 - 1\]"),
+    ("float seed", lambda: check_seed(1.5), "seed must be an int"),
+    ("NaN image", lambda: to_uint8(torch.full((3, 4, 4), float("nan"))), "the images hold NaN or infinite"),
+]
+
+
+@pytest.mark.parametrize("name, call, message", API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_refuses(name, call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+PIPE_CASES = [
+    ("guidance as a str", dict(guidance_scale="3"), "guidance_scale must be a number"),
+    ("guidance inf", dict(guidance_scale=float("inf")), "guidance_scale must be >= 1 and finite"),
+    ("guidance overflows", dict(guidance_scale=1e30), "the sampled latents .* hold NaN or infinite"),
+    ("seed -1", dict(seed=-1), "seed must be an int"),
+    ("eta for DDIM out of range", dict(eta=1.5), r"eta must be a float in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, message", PIPE_CASES, ids=[c[0] for c in PIPE_CASES])
+def test_pipeline_refuses(pipe, name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe(["a red circle"], 2, progress=False, **kwargs)
+
+
+def test_encode_image_checks_at_the_door(pipe):
+    good = torch.zeros(2, 3, 32, 32)
+    cases = [
+        (good * 0 + 200.0, r"values in \[-1, 1\], got values from 200 to 200"),
+        (good.to(torch.uint8), "float tensor in \\[-1, 1\\], got dtype torch.uint8 .*from_uint8"),
+        (np.zeros((2, 3, 32, 32), np.float32), "must be a torch tensor .* got ndarray"),
+        (torch.zeros(3, 32, 32), r"shape \(B, 3, H, W\), got \(3, 32, 32\)"),
+        (good * float("nan"), "the images hold NaN"),
+    ]
+    for images, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pipe.encode_image(images)
+    # float64 is another float: accepted, computed in the VAE's dtype
+    assert pipe.encode_image(good.double()).dtype == torch.float32
+
+
+# ------------------------------------------------------------------ damaged files name themselves
+
+
+def test_damaged_checkpoints_are_named(tmp_path):
+    folder = _copy_checkpoint("vae", tmp_path)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    (folder / CONFIG_NAME).write_text("{ not json")
+    with pytest.raises(ValueError, match=f"{CONFIG_NAME}' is not valid JSON"):
+        load_vae(folder)
+    (folder / CONFIG_NAME).write_text(json.dumps(dict(config, model={})))
+    with pytest.raises(ValueError, match=f"{CONFIG_NAME}' does not describe a 'vae' model"):
+        load_vae(folder)
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    weights = folder / WEIGHTS_NAME
+    data = bytearray(weights.read_bytes())
+    weights.write_bytes(bytes(data[: len(data) // 2]))  # truncated
+    with pytest.raises(ValueError, match=f"{WEIGHTS_NAME}' is not a readable safetensors file"):
+        load_vae(folder)
+    # the same number of bytes, one weight damaged into NaN
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(checkpoint_dir() / "vae" / WEIGHTS_NAME))
+    name = sorted(state)[0]
+    state[name].view(-1)[0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(ValueError, match=f"holds NaN or infinite values in '{name}'"):
+        load_vae(folder)
+
+
+def test_a_missing_transformers_text_encoder_fails_fast(tmp_path):
+    folder = _copy_checkpoint("text2img", tmp_path)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["text_encoder"] = {"kind": "transformers", "path": "openai/clip-vit-base-patch32", "width": 64}
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(FileNotFoundError, match="is not on this machine; pass text_encoder_path"):
+        TextToImagePipeline.from_pretrained(folder, device="cpu")
+
+
+def test_written_files_have_the_usual_mode(tmp_path):
+    from minildm.checkpoints import save_model
+
+    save_model(tmp_path, {"w": torch.zeros(2)}, {"kind": "x"})
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    path = save_figure(fig, tmp_path / "out")  # no suffix: .png added, and said
+    assert path == tmp_path / "out.png" and path.read_bytes()[:4] == b"\x89PNG"
+    before = path.read_bytes()
+
+    def interrupted(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(fig), "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    with pytest.raises(ValueError, match="is a folder; name an image file"):
+        save_figure(fig, tmp_path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ the command line: one line, exit 1
+
+CLI_CASES = [
+    (["generate", "a purple circle"], "unknown word 'purple'"),
+    (["generate", "circle red a square blue"], "expected the article ('a') at word 1"),
+    (["generate", "a red circle", "--seed", "-1"], r"--seed must be an int in [0, 2**63 - 1], got -1"),
+    (["generate", "a red circle", "--seed", str(2**70)], "--seed must be an int in [0, 2**63 - 1]"),
+    (["generate", "a red circle", "--guidance", "inf"], "guidance_scale must be >= 1 and finite"),
+    (["generate", "a red circle", "--guidance", "1e30"], "the sampled latents"),
+    (["generate", "a red circle", "--steps", "0"], "--steps must be a positive int"),
+    (["generate", "a red circle", "--sampler", "ddpm", "--eta", "0.5"], "--eta is DDIM's noise level"),
+    (["generate", "a red circle", "-o", "{tmp}"], "is a folder; name an image file"),
+    (["demo", "--seed", "-1"], "--seed must be an int"),
+    (["train", "pixel", "--data-size", "0", "--run-dir", "{tmp}/r"], "data_size must be a positive int"),
+    (["train", "toy2d", "--out", "{tmp}/file"], "--out '{tmp}/file' is a file; it must be a folder"),
+    (["train", "toy2d", "--run-dir", "{tmp}/none", "--resume"], "--resume: no training state in"),
+    (["train", "toy2d", "--seed", "-3", "--run-dir", "{tmp}/r"], "seed must be an int"),
+]
+
+
+@pytest.mark.parametrize("args, message", CLI_CASES, ids=[" ".join(c[0][:3]) for c in CLI_CASES])
+def test_cli_says_it_in_one_line(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setenv("MINILDM_BUDGET", "quick")
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("minildm: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert message.replace("{tmp}", str(tmp_path)) in err
+
+
+def test_cli_in_a_real_process_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "minildm", "generate", "a purple circle", "-o", str(tmp_path / "x.png")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 1 and result.stderr.startswith("minildm: error: caption 'a purple circle'")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "x.png").exists()
+    usage = subprocess.run([sys.executable, "-m", "minildm", "train", "gan"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_generate_says_the_path_it_wrote(tmp_path, capsys):
+    assert main(["generate", "a red circle", "--steps", "2", "-o", str(tmp_path / "out")]) == 0
+    assert f"written to {tmp_path / 'out.png'}" in capsys.readouterr().out
+    assert (tmp_path / "out.png").is_file() and not (tmp_path / "out").exists()
+
+
+def test_a_new_training_run_keeps_the_old_state(tmp_path, capsys):
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "3", "--run-dir", str(tmp_path / "run"),
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    state = (tmp_path / "run" / "training_state.safetensors").read_bytes()
+    assert main(args) == 1
+    assert "already holds a training state: continue it with --resume" in capsys.readouterr().err
+    assert (tmp_path / "run" / "training_state.safetensors").read_bytes() == state
+    assert main([*args, "--overwrite"]) == 0
+    assert main([*args, "--resume", "--overwrite"]) == 1
+    assert main([*args[:-4], "--run-dir", str(tmp_path / "run"), "--resume", "--seed", "5"]) == 1
+    assert "training.seed: 0 -> 5" in capsys.readouterr().err
