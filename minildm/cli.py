@@ -88,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before any work, folders a training run could not use or would silently replace."""
     from minildm.checkpoints import STATE_NAME
+    from minildm.utils import check_writable_folder
 
     for flag, folder in (("--run-dir", run_dir), ("--out", out)):
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{flag} {str(folder)!r} is a file; it must be a folder (made if missing)")
+        check_writable_folder(folder, flag)
     state = run_dir / STATE_NAME
     if resume and overwrite:
         raise ValueError("--resume continues the run in --run-dir, --overwrite replaces it: give one of them")

@@ -144,10 +144,25 @@ def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, padding: int = 2
     return to_uint8(grid)
 
 
+def check_writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """``folder`` if it is, or can be created as, a folder we may write in; else a ValueError saying
+    why (checked before any work, so a long run does not fail at its first save)."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {str(folder)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(folder)!r}: no permission to write in {str(existing)!r}")
+    return folder
+
+
 def figure_path(path: str | Path) -> Path:
-    """Where :func:`save_figure` writes ``path``: ``.png`` added when it has no suffix; a folder
-    is refused (name a file in it)."""
+    """Where :func:`save_figure` writes ``path``: ``.png`` added when it has no suffix; a folder,
+    or a place we cannot write, is refused (name a file in a writable folder)."""
     path = Path(path)
+    check_writable_folder(path.parent, "the output's folder")
     if path.is_dir():
         example = str(path / "out.png")
         raise ValueError(f"output {str(path)!r} is a folder; name an image file, e.g. {example!r}")

@@ -168,6 +168,8 @@ CLI_CASES = [
     (["generate", "a red circle", "--steps", "0"], "--steps must be a positive int"),
     (["generate", "a red circle", "--sampler", "ddpm", "--eta", "0.5"], "--eta is DDIM's noise level"),
     (["generate", "a red circle", "-o", "{tmp}"], "is a folder; name an image file"),
+    (["generate", "a red circle", "-o", "{tmp}/file/x.png"], "'{tmp}/file' is a file, not a folder"),
+    (["train", "toy2d", "--run-dir", "{tmp}/file/run"], "--run-dir '{tmp}/file/run': '{tmp}/file' is a file"),
     (["demo", "--seed", "-1"], "--seed must be an int"),
     (["train", "pixel", "--data-size", "0", "--run-dir", "{tmp}/r"], "data_size must be a positive int"),
     (["train", "toy2d", "--out", "{tmp}/file"], "--out '{tmp}/file' is a file; it must be a folder"),
