@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +33,12 @@ from minildm.nn import UNetConfig, UNetModel
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.schedulers import DDPMScheduler
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
-from minildm.utils import get_device
+from minildm.utils import atomic_write, get_device
 from minildm.vae import AutoencoderKL, VAEConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 STATE_NAME = "training_state.safetensors"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors) make it private (0600): the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json(path: str | Path, data: dict) -> None:
@@ -67,7 +49,7 @@ def write_json(path: str | Path, data: dict) -> None:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,7 +59,7 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_model(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> Path:
     """Save a model checkpoint folder: ``model.safetensors`` + ``config.json``."""
     folder = Path(folder)
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(_contiguous(state_dict), tmp))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(_contiguous(state_dict), tmp))
     write_json(folder / CONFIG_NAME, config)
     return folder
 
@@ -192,7 +174,7 @@ def save_training_state(
     tensors |= {f"ema.{k}": v for k, v in ema_state.items()}
     tensors |= opt_tensors
     metadata = {"step": str(step), "optimizer": json.dumps(opt_plain), "config": json.dumps(config)}
-    _atomic_write(Path(path), lambda tmp: save_file(_contiguous(tensors), tmp, metadata=metadata))
+    atomic_write(Path(path), lambda tmp: save_file(_contiguous(tensors), tmp, metadata=metadata))
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:

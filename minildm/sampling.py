@@ -25,6 +25,8 @@ from minildm.utils import progress as progress_bar
 
 # A model is called as model(x, t, context) -> output of x's shape (eps, v or x0, as it was trained)
 Model = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+# on_step_end(index of the step, its timestep, the sample after it) -> the sample to continue with
+StepCallback = Callable[[int, int, torch.Tensor], torch.Tensor]
 
 
 def check_guidance_scale(guidance_scale: float) -> None:
@@ -55,6 +57,27 @@ def _check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
                 f"{type(scheduler).__name__}.step takes no {name!r} "
                 f"(e.g. eta is DDIM's noise level: use a DDIMScheduler)"
             )
+
+
+def _starting_sample(
+    shape: tuple[int, ...] | torch.Size | None,
+    latents: torch.Tensor | None,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """``latents`` on ``device``, or noise of ``shape`` drawn on the generator's device (the CPU
+    by default, so a seed gives the same noise everywhere)."""
+    if latents is not None:
+        if not isinstance(latents, torch.Tensor) or latents.ndim == 0:
+            raise ValueError(f"latents must be a batch tensor, got {type(latents).__name__}")
+        if shape is not None and tuple(shape) != tuple(latents.shape):
+            raise ValueError(f"latents have shape {tuple(latents.shape)}, but shape={tuple(shape)}")
+        return latents.to(device)
+    shape = tuple(shape) if shape is not None else ()
+    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"shape must be a tuple of positive ints, e.g. (4, 3, 32, 32), got {shape!r}")
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, device=draw_on).to(device)
 
 
 def _model_device(model: Model) -> torch.device:
@@ -110,10 +133,17 @@ class Sampler:
         device: str | torch.device | None = None,
         progress: bool = True,
         latents: torch.Tensor | None = None,
+        start_index: int = 0,
+        on_step_end: StepCallback | None = None,
         **step_kwargs,
     ) -> torch.Tensor:
         r"""Generate a batch of shape ``shape`` from pure noise $x_T \sim \mathcal{N}(0, I)$, or from
         ``latents`` if given (then ``shape`` may be None): e.g. the noise DDIM inversion found.
+
+        ``start_index`` skips the first timesteps: the loop starts at ``scheduler.timesteps[start_index]``
+        from ``latents`` noised to that level (img2img, SDEdit). ``on_step_end(i, t, x)`` is called
+        after step ``i`` (timestep ``t``) and returns the sample to continue with (inpainting
+        re-imposes the known region there).
 
         The starting noise is drawn on the generator's device (the CPU by default) and then moved
         to ``device`` (default: where the model's parameters are, else the CPU), so a seed gives
@@ -122,27 +152,21 @@ class Sampler:
         check_guidance_scale(guidance_scale)
         _check_step_kwargs(scheduler, step_kwargs)
         device = torch.device(device) if device is not None else _model_device(model)
-        if latents is not None:
-            if not isinstance(latents, torch.Tensor) or latents.ndim == 0:
-                raise ValueError(f"latents must be a batch tensor, got {type(latents).__name__}")
-            if shape is not None and tuple(shape) != tuple(latents.shape):
-                raise ValueError(f"latents have shape {tuple(latents.shape)}, but shape={tuple(shape)}")
-            x = latents.to(device)
-        else:
-            shape = tuple(shape) if shape is not None else ()
-            if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-                raise ValueError(
-                    f"shape must be a tuple of positive ints, e.g. (4, 3, 32, 32), got {shape!r}"
-                )
-            draw_on = generator.device if generator is not None else torch.device("cpu")
-            x = torch.randn(shape, generator=generator, device=draw_on).to(device)
+        x = _starting_sample(shape, latents, generator, device)
         scheduler.set_timesteps(num_inference_steps, device=device)
-        # $x_T \sim \mathcal{N}(0, \sigma_\text{init}^2 I)$
-        x = x * scheduler.init_noise_sigma
-        for t in progress_bar(scheduler.timesteps, desc="sampling", disable=not progress):
+        last = len(scheduler.timesteps) - 1
+        if isinstance(start_index, bool) or not isinstance(start_index, int) or not 0 <= start_index <= last:
+            raise ValueError(f"start_index must be an int in [0, {last}], got {start_index!r}")
+        if start_index == 0:
+            # $x_T \sim \mathcal{N}(0, \sigma_\text{init}^2 I)$
+            x = x * scheduler.init_noise_sigma
+        timesteps = progress_bar(scheduler.timesteps[start_index:], desc="sampling", disable=not progress)
+        for i, t in enumerate(timesteps, start=start_index):
             model_input = scheduler.scale_model_input(x, t)
             output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
             x = scheduler.step(output, t, x, generator=generator, **step_kwargs).prev_sample
+            if on_step_end is not None:
+                x = on_step_end(i, int(t), x)
         return x
 
     @torch.no_grad()

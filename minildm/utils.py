@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -169,24 +169,31 @@ def figure_path(path: str | Path) -> Path:
     return path if path.suffix else path.with_suffix(".png")
 
 
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure atomically: to a temporary file beside ``path``, then renamed over
-    it, so an interrupted save never leaves a truncated image. Returns the path written."""
-    path = figure_path(path)
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix), then rename it over
+    ``path`` (``os.replace`` is atomic): an interrupted write never leaves a truncated file, and the
+    old one stays until the new one is complete. Returns the path."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual mode
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and some writers) make it private (0600): the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure atomically (see :func:`atomic_write`). Returns the path written,
+    with ``.png`` added when ``path`` has no suffix."""
+    return atomic_write(figure_path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
 
 
 def show_images(

@@ -2,9 +2,13 @@
 
 - :class:`LatentDiffusionPipeline`: U-Net + scheduler + VAE (lesson 05);
 - :class:`TextToImagePipeline`: the same plus a frozen text encoder and classifier-free guidance
-  (lesson 06), sampling with DDIM by default (lesson 07).
+  (lesson 06), sampling with DDIM by default (lesson 07);
+- :class:`Img2ImgPipeline` and :class:`InpaintPipeline`: the text-to-image model started from a
+  real image, or repainting a masked part of one (lesson 08).
 """
 
+from minildm.pipelines.img2img import DEFAULT_STRENGTH, Img2ImgPipeline
+from minildm.pipelines.inpaint import InpaintPipeline
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
 from minildm.pipelines.text_to_image import (
     DEFAULT_GUIDANCE,
@@ -17,6 +21,9 @@ __all__ = [
     "DEFAULT_GUIDANCE",
     "DEFAULT_SAMPLER",
     "DEFAULT_STEPS",
+    "DEFAULT_STRENGTH",
+    "Img2ImgPipeline",
+    "InpaintPipeline",
     "LatentDiffusionPipeline",
     "TextToImagePipeline",
 ]

@@ -147,7 +147,12 @@ class LatentDiffusionPipeline:
             progress=progress,
             **sample_kwargs,
         )
-        guidance = sample_kwargs.get("guidance_scale", 1.0)
+        return self._finish(latents, return_latents, sample_kwargs.get("guidance_scale", 1.0))
+
+    def _finish(
+        self, latents: torch.Tensor, return_latents: bool, guidance: float = 1.0
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Decode sampled latents, refusing non-finite ones (they would decode to black pictures)."""
         check_finite(latents, f"the sampled latents (guidance_scale {guidance:g}; a damaged U-Net or a "
                      "guidance scale too large for float32?)")
         images = self.decode(latents)

@@ -35,6 +35,15 @@ DEFAULT_GUIDANCE = 3.0
 DEFAULT_SAMPLER = "ddim"
 
 
+def prompt_list(prompts: str | list[str]) -> list[str]:
+    """One prompt or a non-empty list of them, as a list."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompts must be a str or a non-empty list of str, got {prompts!r}")
+    return prompts
+
+
 class TextToImagePipeline(LatentDiffusionPipeline):
     """``pipe(prompts, num_inference_steps, guidance_scale, seed)`` -> images in [-1, 1].
 
@@ -118,18 +127,18 @@ class TextToImagePipeline(LatentDiffusionPipeline):
 
         The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
         ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"prompts must be a str or a non-empty list of str, got {prompts!r}")
+        prompts = prompt_list(prompts)
         # (guidance_scale and eta are checked by Sampler.sample, before the first step)
-        step_kwargs = {"eta": eta} if eta != 0.0 else {}
         return self._generate(
-            len(prompts),
-            num_inference_steps,
-            seed,
-            progress,
-            return_latents,
+            len(prompts), num_inference_steps, seed, progress, return_latents,
+            **self.conditioning(prompts, guidance_scale, eta),
+        )
+
+    def conditioning(self, prompts: list[str], guidance_scale: float, eta: float) -> dict:
+        """What :meth:`Sampler.sample` needs besides the noise: the prompts' context, the empty
+        prompt's (for classifier-free guidance), the scale, and DDIM's eta when it is not 0."""
+        step_kwargs = {"eta": eta} if eta != 0.0 else {}
+        return dict(
             cond=self.encode_prompt(prompts),
             uncond=self.encode_prompt([""]),
             guidance_scale=guidance_scale,

@@ -1,0 +1,201 @@
+"""What each ``minildm`` command does, once :mod:`minildm.cli` has parsed its arguments.
+
+Every command checks its arguments and paths first, then loads models, then works: a mistake is
+reported before any long computation starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, folders a training run could not use or would silently replace."""
+    from minildm.checkpoints import STATE_NAME
+    from minildm.utils import check_writable_folder
+
+    for flag, folder in (("--run-dir", run_dir), ("--out", out)):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{flag} {str(folder)!r} is a file; it must be a folder (made if missing)")
+        check_writable_folder(folder, flag)
+    state = run_dir / STATE_NAME
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --run-dir, --overwrite replaces it: give one of them")
+    if resume and not state.is_file():
+        raise ValueError(f"--resume: no training state in {str(run_dir)!r} ({STATE_NAME}); nothing to resume")
+    if not resume and not overwrite and state.exists():
+        raise ValueError(
+            f"--run-dir {str(run_dir)!r} already holds a training state: continue it with --resume, "
+            "replace it with --overwrite, or pick another --run-dir"
+        )
+
+
+def train_command(args: argparse.Namespace) -> None:
+    """``minildm train``: build the task, train it, write its checkpoint."""
+    from dataclasses import asdict, replace
+
+    from minildm.checkpoints import save_model
+    from minildm.tasks import ALIASES, TASKS
+    from minildm.training import train
+    from minildm.utils import get_budget, seed_everything
+
+    kind = ALIASES.get(args.what, args.what)
+    budget = get_budget(args.budget)
+    run_dir = args.run_dir or Path("runs") / kind
+    out = args.out or Path("outputs") / "checkpoints" / kind
+    _check_run_folders(run_dir, out, args.resume, args.overwrite)
+    seed_everything(args.seed)
+    extra = {"data_size": args.data_size} if args.data_size is not None else {}
+    if extra and kind == "toy2d":
+        raise ValueError("--data-size applies to the image tasks (pixel_ddpm, vae, ...), not 'toy2d'")
+    if args.text_encoder is not None:
+        if kind != "text2img":
+            raise ValueError(f"--text-encoder applies to 'text2img' only, not {kind!r}")
+        extra["text_encoder_path"] = args.text_encoder
+    task = TASKS[kind](budget, seed=args.seed, **extra)
+    cfg = task.train_config
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.batch_size is not None:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    print(f"training {kind} ({budget} budget: {cfg.steps} steps of {cfg.batch_size}) -> {out}")
+    _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
+                           resume=args.resume, device=args.device, overwrite=args.overwrite)
+    if task.finalize is not None:
+        task.model.load_state_dict(ema.state_dict())
+        added = task.finalize(task.model)
+        config = dict(task.config, training=asdict(cfg), steps_trained=cfg.steps, **added)
+        save_model(out, ema.state_dict(), config)
+        print("added to the checkpoint's config:", added)
+    tail = result.losses[-50:]
+    if not tail:
+        print(f"nothing left to train (the run in --run-dir is finished); checkpoint in {out.resolve()}")
+        return
+    print(
+        f"done: {result.steps_done} steps in {result.seconds:.0f} s ({result.items_per_second:.0f} "
+        f"examples/s), final loss {sum(tail) / max(1, len(tail)):.4f}; checkpoint in {out.resolve()}"
+    )
+
+
+def _check_sampling_args(args: argparse.Namespace) -> Path:
+    """The options every sampling command shares, checked before any model loads; returns the
+    figure's path (``.png`` added when it has no suffix)."""
+    from minildm.sampling import check_guidance_scale
+    from minildm.schedulers.ddim import check_eta
+    from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path
+
+    if args.steps is not None:
+        check_positive_int("--steps", args.steps)
+    check_seed(args.seed, "--seed")
+    if args.guidance is not None:
+        check_guidance_scale(args.guidance)
+    check_eta(args.eta)
+    if args.eta and args.sampler == "ddpm":
+        raise ValueError("--eta is DDIM's noise level; with --sampler ddpm leave it 0")
+    if args.save_dir is not None:
+        check_writable_folder(args.save_dir, "--save-dir")
+    return figure_path(args.output)
+
+
+def _load_pipeline(cls, args: argparse.Namespace):
+    """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler."""
+    from minildm.pipelines import DEFAULT_SAMPLER
+    from minildm.schedulers import SCHEDULERS
+
+    pipe = cls.from_pretrained(args.checkpoint, device=args.device)
+    pipe.strict = not args.no_strict
+    pipe.scheduler = SCHEDULERS[args.sampler or DEFAULT_SAMPLER].from_config(pipe.scheduler.config)
+    return pipe
+
+
+def _sampling_kwargs(args: argparse.Namespace) -> dict:
+    from minildm.pipelines import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+    return dict(
+        num_inference_steps=DEFAULT_STEPS if args.steps is None else args.steps,
+        guidance_scale=DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
+        seed=args.seed, progress=False, eta=args.eta,
+    )
+
+
+def _write_results(
+    images, titles: list[str], output: Path, save_dir: Path | None, how: str, shown=None
+) -> Path:
+    """The captioned figure of ``shown`` (default ``images``) at ``output`` and, with
+    ``--save-dir``, each of ``images`` alone as NNN.png, at its native size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minildm.imageio import save_images
+    from minildm.utils import show_images, to_uint8
+
+    if save_dir is not None:
+        save_images(to_uint8(images), save_dir)
+    shown = images if shown is None else shown
+    fig = show_images(to_uint8(shown), titles, ncols=8, path=output, suptitle=how)
+    plt.close(fig)
+    return output
+
+
+def _how(args: argparse.Namespace, kwargs: dict) -> str:
+    name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else "DDPM"
+    steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
+    return f"{name}, {steps} steps, guidance {guidance:g}, seed {args.seed}"
+
+
+def generate_command(args: argparse.Namespace) -> Path:
+    """``minildm generate``: ``--num-images`` images per prompt, one figure (and ``--save-dir``)."""
+    from minildm.pipelines import TextToImagePipeline
+    from minildm.utils import check_positive_int
+
+    check_positive_int("--num-images", args.num_images)
+    output = _check_sampling_args(args)
+    pipe = _load_pipeline(TextToImagePipeline, args)
+    batch = [p for p in args.prompts for _ in range(args.num_images)]
+    kwargs = _sampling_kwargs(args)
+    images = pipe(batch, **kwargs)
+    titles = [p or "(empty prompt)" for p in batch]
+    return _write_results(images, titles, output, args.save_dir, _how(args, kwargs))
+
+
+def edit_command(args: argparse.Namespace) -> Path:
+    """``minildm img2img`` / ``minildm inpaint``: the image (and mask) edited toward each prompt;
+    the figure shows the original first."""
+    import torch
+
+    from minildm.imageio import load_image, load_mask
+    from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
+    from minildm.pipelines.img2img import check_strength
+
+    output = _check_sampling_args(args)
+    inpaint = args.command == "inpaint"
+    if not inpaint:
+        check_strength(args.strength)
+    pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
+    size = pipe.vae.config.image_size
+    image = load_image(args.image, size)
+    kwargs = _sampling_kwargs(args)
+    if inpaint:
+        mask = load_mask(args.mask, size)
+        images = pipe(args.prompts, image, mask, **kwargs)
+        first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
+    else:
+        images = pipe(args.prompts, image, strength=args.strength, **kwargs)
+        first = image
+    how = _how(args, kwargs) + ("" if inpaint else f", strength {args.strength:g}")
+    shown = torch.cat([first.to(images.device), images])
+    return _write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
+
+
+def tokenizer_command(output: Path | None) -> None:
+    from minildm.text import build_tokenizer, save_tokenizer, tokenizer_dir
+
+    tokenizer = build_tokenizer()
+    path = save_tokenizer(tokenizer, output or tokenizer_dir())
+    print(f"tokenizer ({len(tokenizer)} tokens, context length {tokenizer.model_max_length}) "
+          f"written to {path.resolve()}")
+
+

@@ -1,0 +1,146 @@
+"""Lesson 08's applications: img2img (SDEdit) and inpainting, in the API and at the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from minildm.cli import DEFAULT_STRENGTH as CLI_STRENGTH
+from minildm.cli import main
+from minildm.data import render_caption
+from minildm.pipelines import DEFAULT_STRENGTH, Img2ImgPipeline, InpaintPipeline
+from minildm.sampling import Sampler
+from minildm.schedulers import DDIMScheduler
+from minildm.utils import from_uint8
+
+
+@pytest.fixture(scope="module")
+def img2img():
+    return Img2ImgPipeline.from_pretrained(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def inpaint():
+    return InpaintPipeline.from_pretrained(device="cpu")
+
+
+def _image(caption: str = "a large red circle in the top left", seed: int = 0) -> torch.Tensor:
+    return from_uint8(render_caption(caption, seed=seed)).unsqueeze(0)
+
+
+def test_low_strength_keeps_the_image_and_a_seed_repeats(img2img):
+    image = _image()
+    light = img2img("a red circle", image, strength=0.1, seed=1, progress=False)
+    assert light.shape == (1, 3, 32, 32)
+    assert (light - image).abs().mean() < 0.05  # two light steps: little more than the VAE round trip
+    strong = img2img("a blue circle", image, strength=1.0, seed=1, progress=False)
+    assert (strong - image).abs().mean() > (light - image).abs().mean()
+    assert torch.equal(strong, img2img("a blue circle", image, strength=1.0, seed=1, progress=False))
+    # one image for several prompts, or one per prompt
+    assert img2img(["a red circle", "a green circle"], image, strength=0.5, progress=False).shape[0] == 2
+    assert CLI_STRENGTH == DEFAULT_STRENGTH
+
+
+def test_img2img_refuses_bad_input(img2img):
+    image = _image()
+    for strength in (0.0, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"strength must be a number in \(0, 1\]"):
+            img2img("a red circle", image, strength=strength, progress=False)
+    with pytest.raises(ValueError, match="leaves no denoising step"):
+        img2img("a red circle", image, strength=0.01, num_inference_steps=10, progress=False)
+    with pytest.raises(ValueError, match="give one image or one per prompt"):
+        img2img(["a red circle"] * 3, image.expand(2, -1, -1, -1), progress=False)
+    with pytest.raises(ValueError, match=r"values in \[-1, 1\]"):
+        img2img("a red circle", (image + 1) * 127.5, progress=False)
+
+
+def test_inpainting_keeps_the_unmasked_region(inpaint):
+    image = _image("a red circle to the left of a blue square", seed=3)
+    mask = torch.zeros(32, 32)
+    mask[:, 16:] = 1  # repaint the right half
+    out = inpaint("a red circle to the left of a green triangle", image, mask, seed=0, progress=False)
+    keep = (1 - mask).bool().expand_as(out)
+    outside = (out - image).abs()[keep].mean()
+    inside = (out - image).abs()[~keep].mean()
+    assert outside < 0.05 and inside > 2 * outside
+
+
+def test_inpainting_refuses_bad_masks(inpaint):
+    image = _image()
+    cases = [
+        (torch.full((32, 32), 0.5), "must be black and white"),
+        (torch.zeros(32, 32), "repaints nothing"),
+        (torch.ones(16, 16), r"mask is \(16, 16\) but the image is \(32, 32\)"),
+        (torch.ones(1, 3, 32, 32), "must be single-channel"),
+        (torch.full((32, 32), 2.0), r"values in \[0, 1\]"),
+    ]
+    for mask, message in cases:
+        with pytest.raises(ValueError, match=message):
+            inpaint("a red circle", image, mask, progress=False)
+
+
+def test_sampler_start_index_and_step_callback():
+    scheduler = DDIMScheduler(clip_sample=False)
+    seen = []
+
+    def model(x, t, context):
+        return 0.1 * x
+
+    def record(i, t, x):
+        seen.append((i, t))
+        return x
+
+    Sampler().sample(model, (1, 2), scheduler, 10, start_index=7, on_step_end=record, progress=False)
+    assert seen == [(7, 200), (8, 100), (9, 0)]  # leading spacing: 900, 800, ..., 0
+    for bad in (10, -1, True):
+        with pytest.raises(ValueError, match=r"start_index must be an int in \[0, 9\]"):
+            Sampler().sample(model, (1, 2), scheduler, 10, start_index=bad, progress=False)
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def _png(path, array, mode=None):
+    Image.fromarray(array, mode=mode).save(path)
+    return str(path)
+
+
+def test_img2img_and_inpaint_commands(tmp_path, capsys):
+    image = _png(tmp_path / "in.png", render_caption("a large red circle in the center", seed=0))
+    mask_array = np.zeros((32, 32), np.uint8)
+    mask_array[8:24, 8:24] = 255
+    mask = _png(tmp_path / "mask.png", mask_array)
+    out, saved = tmp_path / "fig.png", tmp_path / "saved"
+    assert main(["img2img", image, "a large blue circle in the center", "a green circle", "--steps", "5",
+                 "-o", str(out), "--save-dir", str(saved)]) == 0
+    assert out.is_file() and sorted(p.name for p in saved.iterdir()) == ["000.png", "001.png"]
+    assert Image.open(saved / "000.png").size == (32, 32)
+    assert main(["inpaint", image, mask, "a large green square in the center", "--steps", "5",
+                 "-o", str(tmp_path / "inp")]) == 0
+    assert (tmp_path / "inp.png").is_file() and "1 image(s) written to" in capsys.readouterr().out
+    gen = ["generate", "a red circle", "--steps", "2", "-o", str(out), "--save-dir", str(tmp_path / "g")]
+    assert main(gen) == 0
+    assert (tmp_path / "g" / "000.png").is_file()
+
+
+def test_edit_commands_refuse_bad_files_in_one_line(tmp_path, capsys):
+    good = _png(tmp_path / "in.png", render_caption("a red circle", seed=0))
+    big = _png(tmp_path / "big.png", np.zeros((64, 64, 3), np.uint8))
+    grey = _png(tmp_path / "grey.png", np.zeros((32, 32), np.uint8))
+    rgb_mask = _png(tmp_path / "rgbmask.png", np.full((32, 32, 3), 255, np.uint8))
+    cases = [
+        (["img2img", big, "a red circle"], "is 64 x 64; the model works at 32 x 32"),
+        (["img2img", grey, "a red circle"], "must be RGB, got mode 'L'"),
+        (["img2img", str(tmp_path / "none.png"), "a red circle"], "no image at"),
+        (["img2img", good, "a red circle", "--strength", "0"], "strength must be a number in (0, 1]"),
+        (["inpaint", good, rgb_mask, "a red circle"], "must be single-channel (mode L or 1), got mode 'RGB'"),
+        (["inpaint", good, grey, "a red circle"], "repaints nothing"),
+        (["inpaint", good, big, "a red circle"], "must be single-channel"),
+    ]
+    for args, message in cases:
+        assert main([*args, "-o", str(tmp_path / "x.png")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("minildm: error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x.png").exists()
