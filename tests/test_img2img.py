@@ -144,3 +144,24 @@ def test_edit_commands_refuse_bad_files_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("minildm: error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_edit_cases_are_what_they_say():
+    from minildm.metrics import judge
+    from minildm.metrics.edits import inpaint_cases, recolour_cases
+    from minildm.utils import to_uint8
+
+    cases = recolour_cases(6, seed=0)
+    assert cases.images.shape == (6, 3, 32, 32) and cases.sources == recolour_cases(6, seed=0).sources
+    rows = zip(to_uint8(cases.images), cases.sources, cases.prompts, cases.targets)
+    for image, source, prompt, target in rows:
+        assert judge(image, source).ok and not judge(image, prompt).ok  # the edit changes the colour
+        assert target.split()[2] == prompt.split()[1] and target.split()[-1] == source.split()[-1]
+    scenes = inpaint_cases(4, seed=1)
+    assert scenes.masks.shape == (4, 1, 32, 32) and scenes.targets == scenes.prompts
+    rows = zip(to_uint8(scenes.images), scenes.sources, scenes.prompts, scenes.masks)
+    for image, source, prompt, mask in rows:
+        assert judge(image, source).ok and source.split()[:3] == prompt.split()[:3]
+        assert 0.05 < mask.mean() < 0.5  # one object's box, not the picture
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        recolour_cases(0)
