@@ -10,6 +10,7 @@ from minildm.metrics.judge import (
     score,
 )
 from minildm.metrics.prompts import PROMPT_KINDS, prompt_fidelity, prompt_set
+from minildm.metrics.stats import wilson_interval
 
 __all__ = [
     "PROMPT_KINDS",
@@ -22,4 +23,5 @@ __all__ = [
     "prompt_fidelity",
     "prompt_set",
     "score",
+    "wilson_interval",
 ]
