@@ -6,6 +6,7 @@ minildm train {toy2d,pixel_ddpm,vae,latent_ddpm,clip,text2img} [--budget quick|f
 minildm generate "a large red circle in the top left" [more prompts] [-o FIGURE.png] [--save-dir DIR]
 minildm img2img IMAGE "PROMPT" [...] [--strength S]     edit an image toward a prompt (lesson 08)
 minildm inpaint IMAGE MASK "PROMPT" [...]              repaint where MASK is white (lesson 08)
+minildm evaluate [--n 64] [--seed 0]   fidelity per kind, CLIP score, Frechet distance (lesson 09)
 minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
 
 Errors are one line (``minildm: error: ...``; exit 2 for bad usage, 1 otherwise); ``--debug``
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
     p.add_argument("mask", type=Path, help="a black-and-white PNG of the same size: white = repaint")
     p.add_argument("prompts", nargs="+", help="the whole picture wanted")
+    p = add("evaluate", "measure the text-to-image model: fidelity, CLIP score, Frechet distance", common)
+    p.add_argument("--n", type=int, default=64, help="prompts per kind (default 64)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p = add("tokenizer", "build the tokenizer from the caption grammar", common)
     p.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")
     _add_train(commands, common)
@@ -116,6 +121,8 @@ def run(args: argparse.Namespace) -> None:
         commands.train_command(args)
     elif args.command == "tokenizer":
         commands.tokenizer_command(args.output)
+    elif args.command == "evaluate":
+        print(commands.evaluate_command(args))
     else:  # generate, img2img, inpaint
         if args.output is None:
             name = "generated" if args.command == "generate" else args.command

@@ -190,6 +190,18 @@ def edit_command(args: argparse.Namespace) -> Path:
     return _write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
 
 
+def evaluate_command(args: argparse.Namespace) -> str:
+    """``minildm evaluate``: the shipped (or ``--checkpoint``) model measured on ``--n`` prompts per kind."""
+    from minildm.metrics.evaluation import evaluate, format_report
+    from minildm.pipelines import TextToImagePipeline
+    from minildm.utils import check_positive_int, check_seed
+
+    check_positive_int("--n", args.n)
+    check_seed(args.seed, "--seed")
+    pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
+    return format_report(evaluate(pipe, n=args.n, seed=args.seed))
+
+
 def tokenizer_command(output: Path | None) -> None:
     from minildm.text import build_tokenizer, save_tokenizer, tokenizer_dir
 

@@ -51,3 +51,11 @@ def test_train_knows_the_tasks_by_their_kinds():
     assert tuple(TASKS) == TRAIN_KINDS and ALIASES == TRAIN_ALIASES
     for name, task_fn in TASKS.items():  # one module per recipe, named by the kind it writes
         assert task_fn.__module__ == f"minildm.tasks.{name}"
+
+
+def test_evaluate_command_prints_the_report(capsys):
+    assert main(["evaluate", "--n", "1", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "minildm evaluate: 1 prompts per kind, seed 3" in out
+    assert main(["evaluate", "--n", "0"]) == 1
+    assert "--n must be a positive int" in capsys.readouterr().err
