@@ -27,10 +27,10 @@ def vae_loss(
 
     - MSE is the mean over all elements (= -log p(x|z) for a Gaussian decoder, up to constants).
     - KL is summed over the latent of each sample and averaged over the batch, then divided by
-      the number of *input* numbers per sample, C * H * W. Multiplying the whole loss by
-      C * H * W gives CompVis' form (reconstruction summed per image + kl_weight * KL per
-      image), so ``kl_weight`` means what it means in SD's configs (1e-6) while the loss keeps
-      the familiar MSE scale.
+      the number of *input* numbers per sample, C * H * W, so the loss keeps the familiar MSE
+      scale. CompVis' ``LPIPSWithDiscriminator`` is a different loss (L1 + LPIPS divided by a
+      learned variance, a patch discriminator), so SD's ``kl_weight: 1e-6`` does not carry over
+      to ours (lesson 04 sweeps ours).
 
     Stable Diffusion's VAE adds an LPIPS perceptual loss and a patch-GAN discriminator: with
     MSE alone, a decoder of natural images averages over the textures it cannot pin down and
