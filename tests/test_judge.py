@@ -96,6 +96,58 @@ def test_nearest_colour_of_palette_and_darker_shades(name):
     assert nearest_colour(rgb * 0.6) == name
 
 
+OFF_PALETTE_COLOURS = {"orange": (255, 128, 0), "violet": (138, 43, 226), "mint": (152, 255, 152)}
+
+
+@pytest.mark.parametrize("name", OFF_PALETTE_COLOURS)
+def test_off_palette_colours_are_refused(name):
+    rgb = np.array(OFF_PALETTE_COLOURS[name])
+    assert nearest_colour(rgb) == "off"
+    assert nearest_colour(rgb * 0.6) == "off"
+
+
+def _recolour(image: np.ndarray, rgb) -> np.ndarray:
+    """Paint every foreground pixel ``rgb``, keeping its brightness (anti-aliased edges stay soft)."""
+    bright = image.max(axis=-1, keepdims=True).astype(np.float32) / 255
+    return np.round(bright * np.array(rgb, dtype=np.float32)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", OFF_PALETTE_COLOURS)
+@pytest.mark.parametrize("palette_colour", ["red", "yellow", "green", "magenta", "blue"])
+def test_recoloured_renders_fail_the_colour_check(name, palette_colour):
+    caption = f"a large {palette_colour} circle in the top left"
+    image = render_caption(caption, seed=3, allow_heldout=True)
+    assert judge(image, caption).ok
+    verdict = judge(_recolour(image, OFF_PALETTE_COLOURS[name]), caption)
+    assert not verdict.ok and not verdict.checks["colour"]
+    assert verdict.checks["shape"] and verdict.checks["size"] and verdict.checks["position"]
+    assert verdict.objects[0].colour == "off"
+
+
+def test_hue_tolerance_edges():
+    from minildm.metrics.judge import HUE_TOLERANCE_DEGREES, hue_distance_degrees
+
+    assert hue_distance_degrees(0.01, 0.99) == pytest.approx(7.2)
+    # red (hue 0) turned 15 degrees towards yellow is still red; 25 degrees is off
+    import colorsys
+
+    def at(deg):
+        return np.array(colorsys.hsv_to_rgb(deg / 360, 0.85, 1.0)) * 255
+
+    assert HUE_TOLERANCE_DEGREES == 18.0
+    assert nearest_colour(at(15)) == "red" and nearest_colour(at(-15 % 360)) == "red"
+    assert nearest_colour(at(25)) == "off"
+    assert nearest_colour(np.array([128, 128, 128])) == "off"  # grey: no hue at all
+
+
+def test_clean_object_report_counts_off_palette_as_not_clean():
+    from minildm.metrics import clean_object_report
+
+    image = render_caption("a large red square in the center", seed=1)
+    report = clean_object_report(np.stack([image, _recolour(image, OFF_PALETTE_COLOURS["orange"])]))
+    assert report["clean"] == 0.5 and report["colours"] == {"red": 1}
+
+
 def test_score_accepts_model_outputs_and_splits_heldout():
     captions = ["a red circle", "a blue triangle", "a yellow circle in the center"]
     ds = ShapesDataset(captions=captions, split="all")

@@ -8,7 +8,9 @@ How the judge sees an image:
 1. foreground = pixels whose brightest channel is above a threshold (background is black);
 2. objects = connected groups of foreground pixels (specks smaller than a few pixels are
    ignored, so a little sampling noise does not count as an object);
-3. for each object: its mean colour -> the palette colour of nearest hue; its bounding box
+3. for each object: its mean colour -> the palette colour of nearest hue, or ``"off"`` when
+   that hue is more than 18 degrees away or the colour is washed out (an orange object is not
+   "red", a violet one not "magenta", mint not "green"); its bounding box
    -> size (extent nearer 1/4 or 1/2 of the side) and centre (-> quadrant or center);
    its shape from how it fills its box (square ~1, circle ~pi/4, triangle ~1/2) and where
    its mass is (a triangle, apex up, has 3/4 of it in the lower half).
@@ -29,13 +31,16 @@ from minildm.data.captions import COLOURS, RELATIONS, CaptionSpec, ObjectSpec, p
 FOREGROUND_THRESHOLD = 60  # brightest channel above this (of 255) is foreground
 MIN_OBJECT_PIXELS = 6  # at 32 x 32; smaller components are specks, not objects
 SQUARE_CIRCLE_FILL = (1 + math.pi / 4) / 2  # 0.893: midway between a square's fill and a circle's
+HUE_TOLERANCE_DEGREES = 18.0  # a colour further than this from every palette hue is "off"
+MIN_SATURATION = 0.5  # palette colours have saturation ~0.83; below this a colour is washed out
+OFF_PALETTE = "off"  # the colour the judge reports for an object outside the palette
 
 
 @dataclass(frozen=True)
 class DetectedObject:
     """An object found in an image, with every attribute the judge can read off it."""
 
-    colour: str
+    colour: str  # a palette colour, or "off" when outside the palette (judge.OFF_PALETTE)
     shape: str  # "circle", "square", "triangle" or "unknown"
     size: str  # "small", "large" or "unknown"
     position: str | None  # quadrant or "center"; None when it is in neither
@@ -55,18 +60,36 @@ class Judgement:
     objects: list[DetectedObject] = field(default_factory=list)
 
 
-def _hue(rgb) -> float:
+def _hsv(rgb) -> tuple[float, float, float]:
     r, g, b = (float(v) / 255 for v in rgb)
-    return colorsys.rgb_to_hsv(r, g, b)[0]
+    return colorsys.rgb_to_hsv(r, g, b)
+
+
+def _hue(rgb) -> float:
+    return _hsv(rgb)[0]
 
 
 _PALETTE_HUES = {name: _hue(rgb) for name, rgb in COLOURS.items()}
 
 
+def hue_distance_degrees(h1: float, h2: float) -> float:
+    """Distance on the hue circle, in degrees, between two hues given in [0, 1)."""
+    d = abs(h1 - h2) % 1.0
+    return 360.0 * min(d, 1.0 - d)
+
+
 def nearest_colour(rgb) -> str:
-    """The palette colour whose hue is nearest (on the hue circle) to ``rgb``."""
-    h = _hue(rgb)
-    return min(_PALETTE_HUES, key=lambda c: min(abs(h - _PALETTE_HUES[c]), 1 - abs(h - _PALETTE_HUES[c])))
+    """The palette colour whose hue is nearest (on the hue circle) to ``rgb``, or ``"off"``
+    when the colour is outside the palette: its hue more than ``HUE_TOLERANCE_DEGREES`` from
+    every palette hue (orange, violet), or its saturation below ``MIN_SATURATION`` (mint, grey).
+
+    Darker shades of a palette colour keep its hue and saturation (an anti-aliased edge is the
+    colour mixed with the black background), so they still count."""
+    h, s, _ = _hsv(rgb)
+    name = min(_PALETTE_HUES, key=lambda c: hue_distance_degrees(h, _PALETTE_HUES[c]))
+    if s < MIN_SATURATION or hue_distance_degrees(h, _PALETTE_HUES[name]) > HUE_TOLERANCE_DEGREES:
+        return OFF_PALETTE
+    return name
 
 
 def _components(mask: np.ndarray) -> list[np.ndarray]:
@@ -288,7 +311,8 @@ def summarise(verdicts: list[Judgement], captions: list[str]) -> dict:
 
 def clean_object_report(images) -> dict:
     """Judge *unconditional* samples (no caption to check): the fraction that show exactly one
-    object whose shape and size the judge recognises (``"clean"``), and the mix of shapes,
+    object whose shape, size and colour the judge recognises (``"clean"``: not ``"unknown"``,
+    not an ``"off"``-palette colour), and the mix of shapes,
     colours, sizes and positions among those, to compare with the training data's (uniform) mix.
 
     ``images``: uint8 (B, H, W, 3), or float (B, 3, H, W) in [-1, 1]."""
@@ -302,7 +326,10 @@ def clean_object_report(images) -> dict:
     clean = [
         objs[0]
         for objs in found
-        if len(objs) == 1 and objs[0].shape != "unknown" and objs[0].size != "unknown"
+        if len(objs) == 1
+        and objs[0].shape != "unknown"
+        and objs[0].size != "unknown"
+        and objs[0].colour != OFF_PALETTE
     ]
     return {
         "clean": len(clean) / max(1, len(found)),
