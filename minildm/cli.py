@@ -24,7 +24,7 @@ from pathlib import Path
 # does not have to import torch; tests/test_cli.py checks that the two agree
 TRAIN_KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img")
 TRAIN_ALIASES = {"pixel": "pixel_ddpm", "latent": "latent_ddpm"}
-SAMPLER_NAMES = ("ddpm", "ddim")  # minildm.schedulers.SCHEDULERS
+SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler_a")  # minildm.schedulers.SCHEDULERS (a test checks)
 DEFAULT_STRENGTH = 0.8  # minildm.pipelines.DEFAULT_STRENGTH (tests/test_cli.py checks they agree)
 
 
@@ -42,7 +42,10 @@ def _sampling() -> argparse.ArgumentParser:
     p.add_argument("--save-dir", type=Path, default=None, help="also write each image alone as DIR/NNN.png")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (>= 1)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="reverse process (default ddim)")
+    p.add_argument(
+        "--sampler", choices=SAMPLER_NAMES, default=None,
+        help="reverse process: ddim (default), ddpm, dpm++ (DPM-Solver++ 2M), euler, euler_a (ancestral)",
+    )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's noise: 0 deterministic, 1 DDPM-like")
     p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

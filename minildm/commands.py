@@ -91,8 +91,8 @@ def _check_sampling_args(args: argparse.Namespace) -> Path:
     if args.guidance is not None:
         check_guidance_scale(args.guidance)
     check_eta(args.eta)
-    if args.eta and args.sampler == "ddpm":
-        raise ValueError("--eta is DDIM's noise level; with --sampler ddpm leave it 0")
+    if args.eta and (args.sampler or "ddim") != "ddim":
+        raise ValueError(f"--eta is DDIM's noise level; with --sampler {args.sampler} leave it 0")
     if args.save_dir is not None:
         check_writable_folder(args.save_dir, "--save-dir")
     return figure_path(args.output)
@@ -141,7 +141,8 @@ def _write_results(
 
 
 def _how(args: argparse.Namespace, kwargs: dict) -> str:
-    name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else "DDPM"
+    names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral"}
+    name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else names[args.sampler]
     steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
     return f"{name}, {steps} steps, guidance {guidance:g}, seed {args.seed}"
 

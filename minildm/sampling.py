@@ -45,7 +45,7 @@ def _check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
     not take (DDPM has no eta) or a bad value of DDIM's eta."""
     if not isinstance(scheduler, SchedulerMixin) or isinstance(scheduler, DDIMInverseScheduler):
         raise ValueError(
-            "scheduler must be a sampling scheduler (DDPMScheduler, DDIMScheduler), got "
+            "scheduler must be a sampling scheduler (one of minildm.schedulers.SCHEDULERS), got "
             f"{type(scheduler).__name__} (a DDIMInverseScheduler goes from data to noise: use Sampler.invert)"
         )
     if "eta" in step_kwargs:
@@ -103,7 +103,9 @@ class Sampler:
         batch and extrapolates from the second towards the first (Ho & Salimans, 2022)."""
         check_guidance_scale(guidance_scale)
         batch = x.shape[0]
-        t = torch.as_tensor(t, device=x.device).long().reshape(-1).expand(batch)
+        t = torch.as_tensor(t, device=x.device)
+        # integer timesteps stay integers; the Euler samplers' float ones reach the network as floats
+        t = (t if t.is_floating_point() else t.long()).reshape(-1).expand(batch)
         if uncond is None or guidance_scale == 1.0:
             return model(x, t, cond)
         if cond is None:
@@ -166,7 +168,7 @@ class Sampler:
             output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
             x = scheduler.step(output, t, x, generator=generator, **step_kwargs).prev_sample
             if on_step_end is not None:
-                x = on_step_end(i, int(t), x)
+                x = on_step_end(i, int(t), x)  # (the Euler samplers' float t, rounded down)
         return x
 
     @torch.no_grad()

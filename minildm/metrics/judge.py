@@ -312,7 +312,8 @@ def summarise(verdicts: list[Judgement], captions: list[str]) -> dict:
 def clean_object_report(images) -> dict:
     """Judge *unconditional* samples (no caption to check): the fraction that show exactly one
     object whose shape, size and colour the judge recognises (``"clean"``: not ``"unknown"``,
-    not an ``"off"``-palette colour), and the mix of shapes,
+    not an ``"off"``-palette colour), the fraction with an off-palette object
+    (``"off_palette"``), and the mix of shapes,
     colours, sizes and positions among those, to compare with the training data's (uniform) mix.
 
     ``images``: uint8 (B, H, W, 3), or float (B, 3, H, W) in [-1, 1]."""
@@ -334,6 +335,9 @@ def clean_object_report(images) -> dict:
     return {
         "clean": len(clean) / max(1, len(found)),
         "n": len(found),
+        # images with an object of a colour outside the palette (orange, violet, washed out...)
+        "off_palette": sum(any(o.colour == OFF_PALETTE for o in objs) for objs in found)
+        / max(1, len(found)),
         "objects_per_image": dict(sorted(Counter(len(objs) for objs in found).items())),
         "shapes": dict(Counter(o.shape for o in clean)),
         "colours": dict(Counter(o.colour for o in clean)),

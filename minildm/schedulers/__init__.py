@@ -3,7 +3,10 @@ API and numbers. They know nothing about networks (the loop that calls one is
 :mod:`minildm.sampling`).
 
 - :class:`DDPMScheduler`: ancestral sampling (lesson 02-03);
-- :class:`DDIMScheduler`, :class:`DDIMInverseScheduler`: DDIM and its inversion (lesson 07).
+- :class:`DDIMScheduler`, :class:`DDIMInverseScheduler`: DDIM and its inversion (lesson 07);
+- :class:`DPMSolverMultistepScheduler`: DPM-Solver++ 2M, a second-order ODE solver (lesson 11);
+- :class:`EulerDiscreteScheduler`, :class:`EulerAncestralDiscreteScheduler`: Karras et al.'s
+  Euler steps in sigma, deterministic and ancestral (lesson 11).
 
 Swap one for another with diffusers' idiom, keeping the trained schedule:
 ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``.
@@ -12,9 +15,17 @@ Swap one for another with diffusers' idiom, keeping the trained schedule:
 from minildm.schedulers.base import TIMESTEP_SPACINGS, SchedulerMixin, SchedulerOutput
 from minildm.schedulers.ddim import DDIMInverseScheduler, DDIMScheduler
 from minildm.schedulers.ddpm import VARIANCE_TYPES, DDPMScheduler
+from minildm.schedulers.dpmsolver import DPMSolverMultistepScheduler
+from minildm.schedulers.euler import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
 
 #: The schedulers by the names the CLI and the pipelines know them by (``--sampler ddim``).
-SCHEDULERS: dict[str, type[SchedulerMixin]] = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "dpm++": DPMSolverMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+}
 
 __all__ = [
     "SCHEDULERS",
@@ -23,6 +34,9 @@ __all__ = [
     "DDIMInverseScheduler",
     "DDIMScheduler",
     "DDPMScheduler",
+    "DPMSolverMultistepScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "EulerDiscreteScheduler",
     "SchedulerMixin",
     "SchedulerOutput",
 ]

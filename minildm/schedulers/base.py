@@ -119,9 +119,14 @@ class SchedulerMixin:
         self.alphas = schedule.alphas
         # $\bar\alpha_t = \prod_{s \le t} \alpha_s$
         self.alphas_cumprod = schedule.alphas_cumprod
-        self.init_noise_sigma = 1.0  # x_T ~ N(0, I): no extra scaling (unlike the Euler/Karras samplers)
         self.num_inference_steps: int | None = None
         self.timesteps = torch.arange(cfg.num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
+
+    @property
+    def init_noise_sigma(self) -> float | torch.Tensor:
+        """The standard deviation of $x_T$: 1 for DDPM, DDIM and DPM-Solver ($x_T \\sim \\mathcal{N}(0, I)$);
+        the Euler samplers work with $x / \\sqrt{\\bar\\alpha}$ and start from a larger one."""
+        return 1.0
 
     @classmethod
     def from_config(cls, config: SimpleNamespace | Mapping):
