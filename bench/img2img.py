@@ -1,6 +1,6 @@
 """Lesson 08's figures: img2img recolouring against strength, and inpainting one object of two.
 
-    python bench/img2img.py [--n 96] [--strengths 0.3,0.5,0.6,0.7,0.8,0.9,1.0]
+    python bench/img2img.py [--n 96] [--strengths 0.3,0.5,0.6,0.7,0.8,0.9,1.0] [--resample 1,3,5]
 
 Recolouring: a one-object render, the prompt names only a new colour and the shape ("a green square");
 "edit" = the judge accepts that prompt, "kept" = it also accepts the full caption with the original size
@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=96, help="cases per setting")
     parser.add_argument("--strengths", default="0.3,0.5,0.6,0.7,0.8,0.9,1.0")
+    parser.add_argument("--resample", default="1,3,5", help="RePaint's resample_steps to compare")
     args = parser.parse_args()
 
     pipe = Img2ImgPipeline.from_pretrained(device="cpu")
@@ -44,12 +45,18 @@ def main() -> None:
 
     inpaint = InpaintPipeline.from_pretrained(device="cpu")
     scenes = inpaint_cases(args.n)
-    out = inpaint(scenes.prompts, scenes.images, scenes.masks, seed=0, progress=False).cpu()
-    right = sum(judge(o, s).ok for o, s in zip(to_uint8(out), scenes.prompts))
-    keep = (1 - scenes.masks).expand_as(out)
-    change = float(((out - scenes.images).abs() * keep).sum() / keep.sum() / 2)
-    print(f"\ninpainting one object of two, {args.n} scenes: new scene judged right {rate(right, args.n)}; "
-          f"outside the mask, mean absolute change {change:.2%} of the range")
+    print(f"\ninpainting one object of two, {args.n} scenes")
+    print("resample  new scene judged right   change outside the mask   ms/image")
+    for resample in [int(u) for u in args.resample.split(",")]:
+        start = time.perf_counter()
+        out = inpaint(scenes.prompts, scenes.images, scenes.masks, seed=0, progress=False,
+                      resample_steps=resample).cpu()
+        ms = (time.perf_counter() - start) * 1000 / args.n
+        right = sum(judge(o, s).ok for o, s in zip(to_uint8(out), scenes.prompts))
+        keep = (1 - scenes.masks).expand_as(out)
+        change = float(((out - scenes.images).abs() * keep).sum() / keep.sum() / 2)
+        print(f"{resample:8d}  {rate(right, args.n):22s}   {change:6.2%} of the range        {ms:6.0f}",
+              flush=True)
 
 
 if __name__ == "__main__":

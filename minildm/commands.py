@@ -170,23 +170,30 @@ def edit_command(args: argparse.Namespace) -> Path:
     from minildm.imageio import load_image, load_mask
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
     from minildm.pipelines.img2img import check_strength
+    from minildm.utils import check_positive_int
 
     output = _check_sampling_args(args)
     inpaint = args.command == "inpaint"
     if not inpaint:
         check_strength(args.strength)
+    else:
+        check_positive_int("--resample", args.resample)
+        if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
+            raise ValueError(f"--resample needs --sampler ddim or ddpm (one-step), not {args.sampler}")
     pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
     size = pipe.vae.config.image_size
     image = load_image(args.image, size)
     kwargs = _sampling_kwargs(args)
     if inpaint:
         mask = load_mask(args.mask, size)
-        images = pipe(args.prompts, image, mask, **kwargs)
+        images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
     else:
         images = pipe(args.prompts, image, strength=args.strength, **kwargs)
         first = image
-    how = _how(args, kwargs) + ("" if inpaint else f", strength {args.strength:g}")
+    how = _how(args, kwargs) + (
+        f", resample {args.resample}" if inpaint else f", strength {args.strength:g}"
+    )
     shown = torch.cat([first.to(images.device), images])
     return _write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
 

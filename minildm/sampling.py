@@ -40,7 +40,7 @@ def check_guidance_scale(guidance_scale: float) -> None:
         )
 
 
-def _check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
+def check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
     """Refuse, before any work, a scheduler that does not sample and an option its ``step`` does
     not take (DDPM has no eta) or a bad value of DDIM's eta."""
     if not isinstance(scheduler, SchedulerMixin) or isinstance(scheduler, DDIMInverseScheduler):
@@ -152,7 +152,7 @@ class Sampler:
         the same samples on every device. ``step_kwargs`` go to ``scheduler.step`` (e.g. DDIM's
         ``eta=0.5``); one it does not take raises a ValueError before any work."""
         check_guidance_scale(guidance_scale)
-        _check_step_kwargs(scheduler, step_kwargs)
+        check_step_kwargs(scheduler, step_kwargs)
         device = torch.device(device) if device is not None else _model_device(model)
         x = _starting_sample(shape, latents, generator, device)
         scheduler.set_timesteps(num_inference_steps, device=device)

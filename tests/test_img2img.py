@@ -67,6 +67,29 @@ def test_inpainting_keeps_the_unmasked_region(inpaint):
     assert outside < 0.05 and inside > 2 * outside
 
 
+def test_repaint_resampling_keeps_the_unmasked_region_and_needs_a_one_step_scheduler(inpaint):
+    from minildm.schedulers import DPMSolverMultistepScheduler
+
+    image = _image("a red circle to the left of a blue square", seed=3)
+    mask = torch.zeros(32, 32)
+    mask[:, 16:] = 1
+    prompt = "a red circle to the left of a green triangle"
+    once = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8)
+    thrice = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=3)
+    keep = (1 - mask).bool().expand_as(thrice)
+    assert (thrice - image).abs()[keep].mean() < 0.05
+    assert not torch.allclose(once, thrice)  # the jumps back change the fill
+    with pytest.raises(ValueError, match="resample_steps must be a positive int"):
+        inpaint(prompt, image, mask, resample_steps=0, progress=False)
+    ddim = inpaint.scheduler
+    inpaint.scheduler = DPMSolverMultistepScheduler.from_config(ddim.config)
+    try:
+        with pytest.raises(ValueError, match="one-step scheduler"):
+            inpaint(prompt, image, mask, resample_steps=2, progress=False)
+    finally:
+        inpaint.scheduler = ddim
+
+
 def test_inpainting_refuses_bad_masks(inpaint):
     image = _image()
     cases = [
@@ -138,6 +161,8 @@ def test_edit_commands_refuse_bad_files_in_one_line(tmp_path, capsys):
         (["inpaint", good, rgb_mask, "a red circle"], "must be single-channel (mode L or 1), got mode 'RGB'"),
         (["inpaint", good, grey, "a red circle"], "repaints nothing"),
         (["inpaint", good, big, "a red circle"], "must be single-channel"),
+        (["inpaint", good, big, "a red circle", "--resample", "0"], "--resample must be a positive int"),
+        (["inpaint", good, big, "a red circle", "--resample", "2", "--sampler", "euler"], "--resample needs"),
     ]
     for args, message in cases:
         assert main([*args, "-o", str(tmp_path / "x.png")]) == 1

@@ -11,6 +11,17 @@ the original latent noised to the level the sample is now at ($m = 1$: repaint).
 a consistent noisy image at every step and fills the hole to match its surroundings and the prompt.
 The mask is given in pixels and taken to the latent grid by max-pooling over each latent cell: a
 latent is repainted when any of its pixels is.
+
+Re-imposing alone leaves the two parts to meet only through the network's next look; RePaint
+(Lugmayr et al., 2022) **resamples**: each step is taken ``resample_steps`` ($U$) times, and
+between tries the result is noised back from $t'$ to $t$ with the forward process,
+
+$$z_t = \sqrt{\bar\alpha_t / \bar\alpha_{t'}}\, z_{t'}
+      + \sqrt{1 - \bar\alpha_t / \bar\alpha_{t'}}\,\epsilon,$$
+
+so the generated part is denoised again in the light of the known part: better-fitting fills for
+$U$ times the network calls. It needs a one-step scheduler (DDIM, DDPM): a multistep solver's
+memory would not survive the jumps back.
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ import torch.nn.functional as F
 from minildm.imageio import mask_tensor
 from minildm.pipelines.img2img import batch_images
 from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
+from minildm.sampling import check_step_kwargs
+from minildm.schedulers import DDIMScheduler, DDPMScheduler
 from minildm.utils import check_positive_int, check_seed
+from minildm.utils import progress as progress_bar
 
 
 class InpaintPipeline(TextToImagePipeline):
@@ -44,11 +58,19 @@ class InpaintPipeline(TextToImagePipeline):
         progress: bool = True,
         return_latents: bool = False,
         eta: float = 0.0,
+        resample_steps: int = 1,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Repaint where ``mask`` (H, W) or (B, 1, H, W) is 1, keep the rest of ``image`` (3, H, W)
-        or (B, 3, H, W) in [-1, 1]; each prompt describes the whole picture wanted."""
+        or (B, 3, H, W) in [-1, 1]; each prompt describes the whole picture wanted.
+        ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost."""
         prompts = prompt_list(prompts)
         check_positive_int("num_inference_steps", num_inference_steps)
+        check_positive_int("resample_steps", resample_steps)
+        if resample_steps > 1 and not isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler)):
+            raise ValueError(
+                f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "
+                f"not {type(self.scheduler).__name__}"
+            )
         check_seed(seed)
         images = batch_images(image, len(prompts))
         mask = mask_tensor(mask)
@@ -75,8 +97,39 @@ class InpaintPipeline(TextToImagePipeline):
             return m * z + (1 - m) * known_at(i + 1)
 
         start = m * noise + (1 - m) * known_at(0)
-        latents = self.sampler.sample(
-            self.unet, None, self.scheduler, num_inference_steps, generator=generator, progress=progress,
-            latents=start, on_step_end=reimpose, **conditioning,
-        )
+        if resample_steps == 1:
+            latents = self.sampler.sample(
+                self.unet, None, self.scheduler, num_inference_steps, generator=generator,
+                progress=progress, latents=start, on_step_end=reimpose, **conditioning,
+            )
+        else:
+            latents = self._resample_loop(
+                start, timesteps, reimpose, resample_steps, generator, conditioning, progress
+            )
         return self._finish(latents, return_latents, guidance_scale)
+
+    def _resample_loop(
+        self, z, timesteps, reimpose, resample_steps, generator, conditioning, progress
+    ) -> torch.Tensor:
+        """RePaint's loop: each step ``resample_steps`` times, noised back from t' to t in between."""
+        step_kwargs = {k: v for k, v in conditioning.items() if k not in ("cond", "uncond", "guidance_scale")}
+        check_step_kwargs(self.scheduler, step_kwargs)
+        abar = self.scheduler.alphas_cumprod
+        bar = progress_bar(timesteps, desc=f"inpainting (x{resample_steps})", disable=not progress)
+        for i, t in enumerate(bar):
+            for u in range(resample_steps):
+                cond, uncond = conditioning["cond"], conditioning["uncond"]
+                output = self.sampler.get_model_output(
+                    self.unet, z, t, cond, uncond, conditioning["guidance_scale"]
+                )
+                z_prev = self.scheduler.step(output, t, z, generator=generator, **step_kwargs).prev_sample
+                z_prev = reimpose(i, t, z_prev)
+                if u == resample_steps - 1 or i == len(timesteps) - 1:  # (no jump back from the clean end)
+                    z = z_prev
+                    break
+                # $z_t = \sqrt{\bar\alpha_t/\bar\alpha_{t'}}\, z_{t'}
+                #   + \sqrt{1 - \bar\alpha_t/\bar\alpha_{t'}}\,\epsilon$
+                ratio = abar[t] / abar[timesteps[i + 1]]
+                fresh = torch.randn(z.shape, generator=generator).to(z.device)
+                z = ratio.sqrt().to(z.device) * z_prev + (1 - ratio).sqrt().to(z.device) * fresh
+        return z
