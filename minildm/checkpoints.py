@@ -29,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
-from minildm.nn import UNetConfig, UNetModel
+from minildm.nn import DiTConfig, DiTModel, UNetConfig, UNetModel
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.schedulers import DDPMScheduler
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
@@ -234,6 +234,8 @@ def build_model(config: dict) -> torch.nn.Module:
         return AutoencoderKL(VAEConfig.from_dict(model["vae"]))
     if kind == "clip":
         return build_clip(MiniCLIPConfig.from_dict(model["clip"]), load_tokenizer())
+    if kind == "text2img" and "dit" in model:  # lesson 11's transformer backbone
+        return DiTModel(DiTConfig.from_dict(model["dit"]))
     return UNetModel(UNetConfig.from_dict(model["unet"]))  # pixel_ddpm, latent_ddpm, text2img
 
 

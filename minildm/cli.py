@@ -75,6 +75,8 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--text-encoder", type=Path, default=None,
                    help="text2img only: the text encoder to condition on (default "
                    "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
+    p.add_argument("--backbone", choices=["unet", "dit"], default=None,
+                   help="text2img only: the U-Net (default) or lesson 11's DiT transformer")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
 
 

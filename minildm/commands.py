@@ -53,6 +53,10 @@ def train_command(args: argparse.Namespace) -> None:
         if kind != "text2img":
             raise ValueError(f"--text-encoder applies to 'text2img' only, not {kind!r}")
         extra["text_encoder_path"] = args.text_encoder
+    if args.backbone is not None:
+        if kind != "text2img":
+            raise ValueError(f"--backbone applies to 'text2img' only, not {kind!r}")
+        extra["backbone"] = args.backbone
     task = TASKS[kind](budget, seed=args.seed, **extra)
     cfg = task.train_config
     if args.steps is not None:

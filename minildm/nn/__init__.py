@@ -6,6 +6,7 @@
 - :mod:`minildm.nn.blocks`: ``ResBlock``, ``Downsample``, ``Upsample``, ``TimestepEmbedSequential``
 - :mod:`minildm.nn.unet`: ``UNetConfig``, ``UNetModel`` (and re-exports of the blocks and the summary)
 - :mod:`minildm.nn.summary`: ``summary``, ``describe_shapes``, ``count_parameters``
+- :mod:`minildm.nn.dit`: ``DiTConfig``, ``DiTModel``: a transformer backbone instead (lesson 11)
 """
 
 from minildm.nn.attention import (
@@ -17,6 +18,7 @@ from minildm.nn.attention import (
     SpatialTransformer,
 )
 from minildm.nn.blocks import Downsample, ResBlock, TimestepEmbedSequential, Upsample
+from minildm.nn.dit import DiTConfig, DiTModel
 from minildm.nn.embeddings import TimestepEmbedding, timestep_embedding
 from minildm.nn.summary import count_parameters, describe_shapes, summary
 from minildm.nn.unet import UNetConfig, UNetModel
@@ -25,6 +27,8 @@ __all__ = [
     "GEGLU",
     "BasicTransformerBlock",
     "CrossAttention",
+    "DiTConfig",
+    "DiTModel",
     "Downsample",
     "FeedForward",
     "ResBlock",

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from minildm.checkpoints import load_text_encoder
-from minildm.nn import UNetModel
+from minildm.nn import DiTConfig, DiTModel, UNetModel
 from minildm.schedulers import DDPMScheduler
 from minildm.tasks.common import Task, data_config, latent_data, train_config
 from minildm.tasks.latent_ddpm import LATENT_SCHEDULER, LATENT_UNET
@@ -29,6 +29,10 @@ TEXT2IMG_DATA = {
     "omit_prob": 0.3,
     "image_size": 32,
 }
+#: Lesson 11's transformer backbone at the U-Net's size (3.21M parameters each): 16 tokens of 2 x 2
+#: latent patches, 4 blocks of width 192.
+TEXT2IMG_DIT = DiTConfig(in_channels=4, out_channels=4, image_size=8, patch_size=2, hidden_size=192, depth=4)
+BACKBONES = ("unet", "dit")
 CAPTION_DROPOUT = 0.1
 TEXT2IMG_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
@@ -72,22 +76,29 @@ def text2img_task(
     data_size: int | None = None,
     vae_path: str | Path | None = None,
     text_encoder_path: str | Path | None = None,
+    backbone: str = "unet",
 ) -> Task:
     """The text-conditioned latent DDPM: scaled VAE latents of captioned shapes-world images, the
     frozen text encoder's context, the caption dropped ``CAPTION_DROPOUT`` of the time.
+    ``backbone``: ``"unet"`` (lesson 06) or ``"dit"`` (lesson 11's transformer, same size).
 
     ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
     ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     data_cfg = data_config(TEXT2IMG_DATA, seed, data_size)
     data = latent_data(data_cfg, vae_path)
     text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()  # the empty prompt: [BOS, EOS, PAD, ...]
-    unet_config = replace(TEXT2IMG_UNET, context_dim=text_encoder.width)
+    if backbone == "dit":
+        net_config = replace(TEXT2IMG_DIT, context_dim=text_encoder.width)
+    else:
+        net_config = replace(TEXT2IMG_UNET, context_dim=text_encoder.width)
     scheduler = DDPMScheduler(**LATENT_SCHEDULER)
     config = {
         "kind": "text2img",
-        "model": {"unet": unet_config.to_dict()},
+        "model": {backbone: net_config.to_dict()},
         "scheduler": LATENT_SCHEDULER,
         "data": data_cfg,
         "vae": data.vae_section(),
@@ -103,4 +114,5 @@ def text2img_task(
     loss = data.loss(scheduler, pick_context)
     cfg = train_config(TEXT2IMG_BUDGETS, budget, seed)
     torch.manual_seed(seed)
-    return Task("text2img", UNetModel(unet_config), loss, config, cfg)
+    model = DiTModel(net_config) if backbone == "dit" else UNetModel(net_config)
+    return Task("text2img", model, loss, config, cfg)
