@@ -1,13 +1,16 @@
 # minildm: the two commands of the README's quick start, and a few helpers.
 #   make demo   create .venv if missing, install minildm, run the demo (prints the picture's path)
-#   make test   same with the dev extras, then unit tests + nbval over every notebook
+#   make test   same with the dev extras, then unit tests + nbval over every notebook, and
+#               check that student/ holds what `make student` writes
+#   make student   the student notebooks: student/NN_*.ipynb (solutions stubbed, outputs cleared)
+#   make site      the offline course site: site/index.html (stored outputs, nothing executed)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # run notebooks and tests in the quick budget unless told otherwise (full is the default with CUDA)
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit notebooks lint execute-notebooks bench clean
+.PHONY: demo test unit notebooks lint execute-notebooks bench clean student site
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,7 @@ test: $(VENV)/.installed-dev
 	$(PY) -m ruff check minildm tests notebooks bench
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900 $(PYTEST_ARGS)
+	$(PY) -m minildm.classroom check-student
 
 unit: $(VENV)/.installed-dev
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -51,6 +55,15 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/latent_diffusion.py
 	$(PY) bench/text_to_image.py
 	$(PY) bench/ddim.py
+	$(PY) bench/img2img.py
+	$(PY) bench/solvers.py
+
+# the classroom layer (minildm.classroom, docs/teaching.md): student/ is committed, site/ is not
+student: $(VENV)/.installed-dev
+	$(PY) -m minildm.classroom student
+
+site: $(VENV)/.installed-dev
+	$(PY) -m minildm.classroom site
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -77,8 +77,8 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
     from minildm.pipelines import TextToImagePipeline
 
     out = tmp_path / "dit"
-    args = ["train", "text2img", "--backbone", "dit", "--budget", "quick", "--steps", "3", "--batch-size", "8",
-            "--data-size", "32", "--run-dir", str(tmp_path / "run"), "--out", str(out)]
+    args = ["train", "text2img", "--backbone", "dit", "--budget", "quick", "--steps", "3",
+            "--batch-size", "8", "--data-size", "32", "--run-dir", str(tmp_path / "run"), "--out", str(out)]
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())
     assert "dit" in config["model"] and "unet" not in config["model"]
