@@ -140,9 +140,10 @@ def test_loss_drops_the_caption_sometimes(trained):
     spy = Spy(task.model)
     for step in range(10):
         task.loss(spy, torch.Generator().manual_seed(step), 32)
-    contexts = torch.cat(seen)
-    encoder = TextEncoder.from_clip(load_pretrained("clip", trained / "clip")[0], build_tokenizer())
-    empty = encoder([""])[0]  # the empty prompt's context replaces a dropped caption
+    contexts = torch.cat(seen).cpu()
+    clip_model = load_pretrained("clip", trained / "clip", device="cpu")[0]  # (the CPU even where CUDA is)
+    encoder = TextEncoder.from_clip(clip_model, build_tokenizer())
+    empty = encoder([""])[0].cpu()  # the empty prompt's context replaces a dropped caption
     dropped = (contexts == empty).flatten(1).all(dim=1).float().mean().item()
     assert 0.03 < dropped < 0.2  # about CAPTION_DROPOUT of 320 examples
 
