@@ -190,6 +190,17 @@ class SchedulerMixin:
         self.num_inference_steps = n
         self.timesteps = torch.from_numpy(timesteps.copy()).to(device)
 
+    def index_for_timestep(self, timestep: int | float | torch.Tensor) -> int:
+        """The position of ``timestep`` in ``self.timesteps`` (the first, if it appears twice)."""
+        t = timestep.item() if isinstance(timestep, torch.Tensor) else timestep
+        where = (self.timesteps.cpu() == t).nonzero()
+        if len(where) == 0:
+            raise ValueError(
+                "timestep must be one of scheduler.timesteps "
+                f"(set by set_timesteps({self.num_inference_steps})), got {t}"
+            )
+        return int(where[0])
+
     def previous_timestep(self, timestep: int | torch.Tensor) -> int:
         r"""The less noisy neighbour $t'$ of ``timestep`` in ``self.timesteps``: the largest
         scheduled timestep below it, or -1 ("the clean sample") below the smallest.

@@ -155,16 +155,6 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
             return alpha_t * sample - sigma_t * model_output  # $\hat x_0 = \alpha_t x_t - \sigma_t \hat v$
         return model_output
 
-    def _index_of(self, timestep: int) -> int:
-        where = (self.timesteps.cpu() == timestep).nonzero()
-        if len(where) == 0:
-            raise ValueError(
-                "timestep must be one of scheduler.timesteps "
-                f"(set by set_timesteps({self.num_inference_steps})), "
-                f"got {timestep}"
-            )
-        return int(where[0])
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -178,7 +168,7 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         if self.num_inference_steps is None:
             raise ValueError("call set_timesteps(num_inference_steps) before step")
         check_step_tensors(model_output, sample)
-        index = self._index_of(timestep_int(timestep))
+        index = self.index_for_timestep(timestep_int(timestep))
         if self._step_index is None:
             self._step_index = index  # the first step may be any (img2img starts part-way)
         elif index != self._step_index:

@@ -81,18 +81,6 @@ class EulerDiscreteScheduler(SchedulerMixin):
         self.timesteps = torch.from_numpy(timesteps).to(device)
         self._step_index = None
 
-    def index_for_timestep(self, timestep: float | torch.Tensor) -> int:
-        """The position of ``timestep`` in ``self.timesteps``."""
-        t = float(timestep)
-        where = (self.timesteps.cpu() == t).nonzero()
-        if len(where) == 0:
-            raise ValueError(
-                "timestep must be one of scheduler.timesteps "
-                f"(set by set_timesteps({self.num_inference_steps})), "
-                f"got {t}"
-            )
-        return int(where[0])
-
     def scale_model_input(
         self, sample: torch.Tensor, timestep: float | torch.Tensor | None = None
     ) -> torch.Tensor:
