@@ -115,13 +115,11 @@ class InpaintPipeline(TextToImagePipeline):
         step_kwargs = {k: v for k, v in conditioning.items() if k not in ("cond", "uncond", "guidance_scale")}
         check_step_kwargs(self.scheduler, step_kwargs)
         abar = self.scheduler.alphas_cumprod
+        cond, uncond, scale = conditioning["cond"], conditioning["uncond"], conditioning["guidance_scale"]
         bar = progress_bar(timesteps, desc=f"inpainting (x{resample_steps})", disable=not progress)
         for i, t in enumerate(bar):
             for u in range(resample_steps):
-                cond, uncond = conditioning["cond"], conditioning["uncond"]
-                output = self.sampler.get_model_output(
-                    self.unet, z, t, cond, uncond, conditioning["guidance_scale"]
-                )
+                output = self.sampler.get_model_output(self.unet, z, t, cond, uncond, scale)
                 z_prev = self.scheduler.step(output, t, z, generator=generator, **step_kwargs).prev_sample
                 z_prev = reimpose(i, t, z_prev)
                 if u == resample_steps - 1 or i == len(timesteps) - 1:  # (no jump back from the clean end)

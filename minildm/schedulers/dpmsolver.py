@@ -118,16 +118,14 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         the last (clean) one, as diffusers' DPM-Solver does."""
         T = self.config.num_train_timesteps
         n = num_inference_steps
+        super().set_timesteps(n, device)  # checks n and steps_offset; trailing is the same for every solver
         if self.config.timestep_spacing == "trailing":
-            super().set_timesteps(n, device)  # checks n; trailing is the same for every solver
             timesteps = self.timesteps.cpu().numpy()
-        else:
-            super().set_timesteps(n, device)  # for the checks on n and steps_offset only
-            if self.config.timestep_spacing == "linspace":
-                timesteps = np.linspace(0, T - 1, n + 1).round()[::-1][:-1].astype(np.int64)
-            else:  # leading
-                timesteps = (np.arange(n + 1) * (T // (n + 1))).round()[::-1][:-1].astype(np.int64)
-                timesteps = timesteps + self.config.steps_offset
+        elif self.config.timestep_spacing == "linspace":
+            timesteps = np.linspace(0, T - 1, n + 1).round()[::-1][:-1].astype(np.int64)
+        else:  # leading
+            timesteps = (np.arange(n + 1) * (T // (n + 1))).round()[::-1][:-1].astype(np.int64)
+            timesteps = timesteps + self.config.steps_offset
         train_sigmas = vp_sigmas(self.alphas_cumprod)
         sigmas = np.interp(timesteps, np.arange(T), train_sigmas)
         last = 0.0 if self.config.final_sigmas_type == "zero" else train_sigmas[0]
