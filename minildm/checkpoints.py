@@ -177,6 +177,18 @@ def save_training_state(
     atomic_write(Path(path), lambda tmp: save_file(_contiguous(tensors), tmp, metadata=metadata))
 
 
+def read_training_config(path: str | Path) -> dict[str, Any]:
+    """The config stored in a training state, without loading its tensors (checked before any work)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["config"])
+    except Exception as err:
+        raise ValueError(
+            f"{str(path)!r} is not a readable training state ({type(err).__name__}: {err}); "
+            "start afresh with --overwrite"
+        ) from err
+
+
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Read a training state: ``{"model", "ema", "optimizer", "step", "config"}``."""
     path = Path(path)

@@ -77,6 +77,13 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
     p.add_argument("--backbone", choices=["unet", "dit"], default=None,
                    help="text2img only: the U-Net (default) or lesson 11's DiT transformer")
+    p.add_argument("--vae", type=Path, default=None,
+                   help="latent_ddpm, text2img: the VAE whose latents to learn "
+                   "(default data/checkpoints/vae)")
+    p.add_argument("--preset", choices=["cpu", "gpu"], default=None,
+                   help="the full budget's settings: cpu (the shipped checkpoints') or gpu (larger batches, "
+                   "fewer steps); default gpu on CUDA, else cpu ($MINILDM_PRESET)")
+    p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
 
 

@@ -31,52 +31,82 @@ def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) 
         )
 
 
+def _train_extras(kind: str, args: argparse.Namespace) -> dict:
+    """The task arguments only some kinds take, refused (naming the option) for the others."""
+    extra = {"data_size": args.data_size} if args.data_size is not None else {}
+    if extra and kind == "toy2d":
+        raise ValueError("--data-size applies to the image tasks (pixel_ddpm, vae, ...), not 'toy2d'")
+    for flag, attribute, name, kinds in (
+        ("--text-encoder", "text_encoder", "text_encoder_path", ("text2img",)),
+        ("--backbone", "backbone", "backbone", ("text2img",)),
+        ("--vae", "vae", "vae_path", ("latent_ddpm", "text2img")),
+    ):
+        value = getattr(args, attribute, None)
+        if value is None:
+            continue
+        if kind not in kinds:
+            raise ValueError(f"{flag} applies to {' and '.join(repr(k) for k in kinds)} only, not {kind!r}")
+        extra[name] = value
+    return extra
+
+
 def train_command(args: argparse.Namespace) -> None:
-    """``minildm train``: build the task, train it, write its checkpoint."""
+    """``minildm train``: check everything, build the task, train it, write its checkpoint.
+    Under ``torchrun`` every rank runs this; rank 0 prints and writes."""
     from dataclasses import asdict, replace
 
-    from minildm.checkpoints import save_model
-    from minildm.tasks import ALIASES, TASKS
-    from minildm.training import train
-    from minildm.utils import get_budget, seed_everything
+    from minildm.checkpoints import STATE_NAME, read_training_config, save_model
+    from minildm.distributed import check_divides, init_distributed, shutdown_distributed
+    from minildm.tasks import ALIASES, TASKS, TRAIN_BUDGETS
+    from minildm.tasks.common import get_preset, train_config
+    from minildm.training import check_same_setup, train
+    from minildm.utils import check_seed, get_budget, get_device, seed_everything
 
     kind = ALIASES.get(args.what, args.what)
     budget = get_budget(args.budget)
     run_dir = args.run_dir or Path("runs") / kind
     out = args.out or Path("outputs") / "checkpoints" / kind
     _check_run_folders(run_dir, out, args.resume, args.overwrite)
-    seed_everything(args.seed)
-    extra = {"data_size": args.data_size} if args.data_size is not None else {}
-    if extra and kind == "toy2d":
-        raise ValueError("--data-size applies to the image tasks (pixel_ddpm, vae, ...), not 'toy2d'")
-    if args.text_encoder is not None:
-        if kind != "text2img":
-            raise ValueError(f"--text-encoder applies to 'text2img' only, not {kind!r}")
-        extra["text_encoder_path"] = args.text_encoder
-    if args.backbone is not None:
-        if kind != "text2img":
-            raise ValueError(f"--backbone applies to 'text2img' only, not {kind!r}")
-        extra["backbone"] = args.backbone
-    task = TASKS[kind](budget, seed=args.seed, **extra)
-    cfg = task.train_config
+    check_seed(args.seed, "--seed")
+    extra = _train_extras(kind, args)
+    device = get_device(args.device)
+    preset = get_preset(args.preset, device)
+    cfg = train_config(TRAIN_BUDGETS[kind], budget, args.seed, preset)
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)
     if args.batch_size is not None:
         cfg = replace(cfg, batch_size=args.batch_size)
-    print(f"training {kind} ({budget} budget: {cfg.steps} steps of {cfg.batch_size}) -> {out}")
-    _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
-                           resume=args.resume, device=args.device, overwrite=args.overwrite)
-    if task.finalize is not None:
-        task.model.load_state_dict(ema.state_dict())
-        added = task.finalize(task.model)
-        config = dict(task.config, training=asdict(cfg), steps_trained=cfg.steps, **added)
-        save_model(out, ema.state_dict(), config)
-        print("added to the checkpoint's config:", added)
+    world, device = init_distributed(device)
+    try:
+        if world.distributed:
+            if kind == "clip":
+                raise ValueError("'clip' trains in one process (its contrastive loss needs the whole batch): "
+                                 "run it without torchrun")
+            check_divides(cfg.batch_size, world.size)
+        if args.resume:
+            check_same_setup(read_training_config(run_dir / STATE_NAME), preset, world.size, str(run_dir))
+        seed_everything(args.seed)
+        task = TASKS[kind](budget, seed=args.seed, preset=preset, **extra)
+        say = print if world.is_main else (lambda *a, **k: None)
+        procs = f", {world.size} processes" if world.distributed else ""
+        say(f"training {kind} ({budget} budget, {preset} preset{procs}: {cfg.steps} steps of "
+            f"{cfg.batch_size}) on {device} -> {out}")
+        _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
+                               resume=args.resume, device=device, overwrite=args.overwrite,
+                               compile=args.compile)
+        if task.finalize is not None and world.is_main:
+            task.model.load_state_dict(ema.state_dict())
+            added = task.finalize(task.model)
+            config = dict(task.config, training=asdict(cfg), steps_trained=cfg.steps, **added)
+            save_model(out, ema.state_dict(), config)
+            say("added to the checkpoint's config:", added)
+    finally:
+        shutdown_distributed()
     tail = result.losses[-50:]
     if not tail:
-        print(f"nothing left to train (the run in --run-dir is finished); checkpoint in {out.resolve()}")
+        say(f"nothing left to train (the run in --run-dir is finished); checkpoint in {out.resolve()}")
         return
-    print(
+    say(
         f"done: {result.steps_done} steps in {result.seconds:.0f} s ({result.items_per_second:.0f} "
         f"examples/s), final loss {sum(tail) / max(1, len(tail)):.4f}; checkpoint in {out.resolve()}"
     )

@@ -51,7 +51,14 @@ def check_timesteps(timesteps: int | torch.Tensor, batch: int, num_train_timeste
             f"timesteps must be a scalar or have shape [{batch}] (one per sample), "
             f"got {tuple(timesteps.shape)}"
         )
-    if timesteps.numel() and (timesteps.min() < 0 or timesteps.max() > num_train_timesteps - 1):
+    if timesteps.numel() and timesteps.device.type != "cpu":
+        # on a GPU, reading the values back would stall the device every training step: the
+        # check runs there, asynchronously (a violation fails the next synchronising call)
+        torch._assert_async(
+            (timesteps.min() >= 0) & (timesteps.max() <= num_train_timesteps - 1),
+            f"timesteps must lie in [0, {num_train_timesteps - 1}]",
+        )
+    elif timesteps.numel() and (timesteps.min() < 0 or timesteps.max() > num_train_timesteps - 1):
         raise ValueError(
             f"timesteps must lie in [0, {num_train_timesteps - 1}] (num_train_timesteps = "
             f"{num_train_timesteps}), got values from {timesteps.min().item()} to {timesteps.max().item()}"

@@ -11,6 +11,11 @@ its own batch. The loop here knows nothing about diffusion; it makes runs reprod
   exported as a model checkpoint (``model.safetensors`` + ``config.json``) to ``out_dir``;
 - ``resume=True`` loads the training state and continues at the next step: the final weights
   are bit-identical to an uninterrupted run on the CPU.
+
+On a GPU the loop keeps the device busy: the step's random draws and the data live on the device,
+the loss is read back only every ``sync_every`` steps (a ``.item()`` per step would make the CPU
+wait for the GPU each time), AdamW is the fused kernel and the EMA one ``torch._foreach_*`` call
+per operation. Under ``torchrun`` it trains data-parallel (:mod:`minildm.distributed`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from minildm.checkpoints import (
     save_model,
     save_training_state,
 )
+from minildm.distributed import World, check_divides, current_world
 from minildm.utils import check_positive_int, get_device, progress
 
 
@@ -67,11 +73,18 @@ class EMA:
     def update(self, model: torch.nn.Module, step: int) -> None:
         # warm the average up: early on, d is smaller so the EMA follows the fast-moving weights
         d = min(self.decay, (1 + step) / (10 + step))
+        shadows, weights = [], []
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                shadows.append(self.shadow[k])
+                weights.append(v)
             else:
                 self.shadow[k].copy_(v)
+        # theta_ema <- d theta_ema + (1 - d) theta, over every tensor at once (one kernel launch per
+        # operation on a GPU instead of two per tensor; the same arithmetic, so the CPU result is
+        # bit-identical to the per-tensor loop)
+        torch._foreach_mul_(shadows, d)
+        torch._foreach_add_(shadows, weights, alpha=1 - d)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow
@@ -89,12 +102,20 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_))))
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The random stream of one training step, the same on every run: seeded by (seed, step)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+def step_generator(seed: int, step: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The random stream of one training step, the same on every run: seeded by (seed, step).
+
+    On CUDA the stream lives on the GPU, so the batch is drawn there without a copy (a CUDA
+    generator gives other numbers than a CPU one for the same seed: a GPU run is reproducible on
+    GPUs, a CPU run on CPUs)."""
+    device = torch.device(device)
+    on = device if device.type == "cuda" else torch.device("cpu")
+    return torch.Generator(device=on).manual_seed(seed * 1_000_003 + step)
 
 
-LossFn = Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]
+#: ``loss(model, generator, batch_size)``, or with a 4th argument, the ``slice`` of the global batch
+#: this rank computes under torchrun (every rank draws the whole batch from the same generator).
+LossFn = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -149,6 +170,23 @@ def _refuse_existing_state(run_dir: Path) -> None:
         )
 
 
+def check_same_setup(old: dict, preset: str | None, world_size: int, source: str) -> None:
+    """A run resumes on the preset and the number of processes it started with (``old``: the
+    config of its training state; one made before presets existed counts as either)."""
+    old_world = old.get("world_size", 1)
+    if old_world != world_size:
+        raise ValueError(
+            f"cannot resume from {source!r} on {world_size} process(es): it was trained on {old_world} "
+            "(resume with the same torchrun --nproc_per_node)"
+        )
+    old_preset = old.get("preset", preset)
+    if old_preset != preset:
+        raise ValueError(
+            f"cannot resume from {source!r} with the {preset!r} preset: it was trained with the "
+            f"{old_preset!r} preset (pass --preset {old_preset})"
+        )
+
+
 def _resume(
     path: Path, model: torch.nn.Module, ema: EMA, optimizer: torch.optim.Optimizer, config: dict
 ) -> tuple[int, dict]:
@@ -157,6 +195,8 @@ def _resume(
     differ, and are recorded). Returns the step to continue at and the config to store."""
     state = load_training_state(path)
     old, source = state["config"], str(path.parent)
+    check_same_setup(old, config.get("preset"), config.get("world_size", 1), source)
+    old = dict(old, world_size=old.get("world_size", 1), preset=old.get("preset", config.get("preset")))
     if old.get("kind") != config.get("kind") or old.get("model") != config.get("model"):
         raise ValueError(
             f"cannot resume from {source!r}: it trained a {old.get('kind')!r} model "
@@ -200,6 +240,12 @@ def _save(
         save_model(out_dir, ema.state_dict(), dict(config, steps_trained=step))
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; on CUDA the fused kernel (one launch for every parameter)."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+
+
 def _train_step(
     model: torch.nn.Module,
     loss_fn: LossFn,
@@ -207,26 +253,56 @@ def _train_step(
     ema: EMA,
     cfg: TrainConfig,
     step: int,
-) -> float:
-    """One optimisation step, the same whether or not the run was interrupted before it."""
-    generator = step_generator(cfg.seed, step)
+    device: torch.device,
+    world: World,
+    trained: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """One optimisation step, the same whether or not the run was interrupted before it. Returns
+    the loss as a detached tensor (reading it would make the CPU wait for the GPU: see ``_Losses``).
+    ``model`` is what the loss calls (DDP- or compile-wrapped); ``trained`` the plain module."""
+    trained = model if trained is None else trained
+    generator = step_generator(cfg.seed, step, device)
     torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout and any other global randomness
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
-    loss = loss_fn(model, generator, cfg.batch_size)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise TrainingDivergedError(
-            f"the loss became {value} at step {step}: training diverged (try a lower learning rate); "
-            "the last training state and checkpoint written before it are kept"
-        )
+    if world.distributed:
+        loss = loss_fn(model, generator, cfg.batch_size, world.shard(cfg.batch_size))
+    else:
+        loss = loss_fn(model, generator, cfg.batch_size)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.grad_clip)
     optimizer.step()
-    ema.update(model, step)
-    return value
+    ema.update(trained, step)
+    return loss.detach()
+
+
+class _Losses:
+    """The losses of the steps not yet read back; ``flush`` reads them in one transfer (averaged over
+    the ranks under torchrun) and stops the run at the first one that is NaN or infinite."""
+
+    def __init__(self, world: World) -> None:
+        self.world, self.pending, self.values = world, [], []
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        self.pending.append((step, loss))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        stacked = torch.stack([loss for _, loss in self.pending]).float()
+        if self.world.distributed:
+            torch.distributed.all_reduce(stacked)
+            stacked /= self.world.size
+        for (step, _), value in zip(self.pending, stacked.tolist()):
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"the loss became {value} at step {step}: training diverged (try a lower learning "
+                    "rate); the last training state and checkpoint written before it are kept"
+                )
+            self.values.append(value)
+        self.pending.clear()
 
 
 def train(
@@ -241,22 +317,33 @@ def train(
     stop_after: int | None = None,
     show_progress: bool = True,
     overwrite: bool = False,
+    compile: bool = False,
+    sync_every: int = 10,
 ) -> tuple[torch.nn.Module, EMA, TrainResult]:
     """Train ``model`` for ``cfg.steps`` steps of ``loss_fn(model, generator, batch_size)``.
 
     ``checkpoint_config`` is stored with every checkpoint (what model, what data, which
     settings). ``resume`` continues the run in ``run_dir``; without it, a ``run_dir`` that holds a
     training state is refused unless ``overwrite``. A NaN or infinite loss stops the run with
-    :class:`TrainingDivergedError` before anything is written over. ``stop_after`` ends the run
-    early after that many steps, as an interruption would (used to test resuming). Returns the
-    model (last weights), its EMA and the losses.
+    :class:`TrainingDivergedError` before anything is written over (the losses are read back every
+    ``sync_every`` steps and before every checkpoint). ``stop_after`` ends the run early after that
+    many steps, as an interruption would (used to test resuming). ``compile`` runs the model
+    through ``torch.compile``. Under torchrun (an initialised process group) the model is wrapped
+    in ``DistributedDataParallel``, each rank computes its part of the global batch and rank 0
+    writes the checkpoints. Returns the model (last weights), its EMA and the losses.
     """
+    check_positive_int("sync_every", sync_every)
     device = get_device(device)
+    world = current_world()
+    if world.distributed:
+        check_divides(cfg.batch_size, world.size)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg, device)
     ema = EMA(model, cfg.ema_decay)
     run_dir = Path(run_dir) if run_dir is not None else None
     config = dict(checkpoint_config, training=asdict(cfg))
+    if world.distributed:
+        config["world_size"] = world.size
     start = 0
     if resume:
         if run_dir is None:
@@ -264,25 +351,35 @@ def train(
         start, config = _resume(run_dir / STATE_NAME, model, ema, optimizer, config)
     elif run_dir is not None and not overwrite:
         _refuse_existing_state(run_dir)
-    result = TrainResult()
+    net = model
+    if world.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if compile:
+        net = torch.compile(net)
+    result, losses = TrainResult(), _Losses(world)
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     began = time.perf_counter()
     model.train()
     bar = progress(
         range(start, end), desc=f"training {config.get('kind', '')}", initial=start, total=end,
-        disable=not show_progress,
+        disable=not show_progress or not world.is_main,
     )
     for step in bar:
-        result.losses.append(_train_step(model, loss_fn, optimizer, ema, cfg, step))
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}")
+        losses.add(step, _train_step(net, loss_fn, optimizer, ema, cfg, step, device, world, model))
         done = step + 1
-        if done % cfg.checkpoint_every == 0 or done == end:
+        saving = done % cfg.checkpoint_every == 0 or done == end
+        if done % sync_every == 0 or saving:
+            losses.flush()
+            recent = losses.values[-50:]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+        if saving and world.is_main:
             _save(run_dir, out_dir, model, ema, optimizer, done, config)
-    if start >= end and out_dir is not None:
+    if start >= end and out_dir is not None and world.is_main:
         # resuming a finished run: nothing to train, but (re)write its checkpoint with this
         # run's config (e.g. after a sampling setting in the task was corrected)
         _save(None, out_dir, model, ema, optimizer, start, config)
+    result.losses = losses.values
     result.steps_done = max(end - start, 0)
     result.seconds = time.perf_counter() - began
     result.items_per_second = result.steps_done * cfg.batch_size / max(result.seconds, 1e-9)

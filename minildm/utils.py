@@ -52,15 +52,33 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     choice = device if device is not None else os.environ.get("MINILDM_DEVICE")
     if choice is not None:
         try:
-            return torch.device(choice)
+            chosen = torch.device(choice)
         except RuntimeError as err:
             raise ValueError(f"device must be e.g. 'cpu', 'cuda' or 'mps', got {choice!r}") from err
+        _check_available(chosen)
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_available(device: torch.device) -> None:
+    """Refuse, before any work, a device this machine does not have."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(device)!r}: CUDA is not available here (no NVIDIA GPU, or a PyTorch built "
+                "without CUDA); use 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {str(device)!r}: Apple's MPS is not available here; use 'cpu'")
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:

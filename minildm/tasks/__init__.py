@@ -36,13 +36,24 @@ TASKS: dict[str, Callable[..., Task]] = {
     "text2img": text2img_task,
 }
 
+#: Every recipe's training settings by budget and preset ("quick", "full", "gpu").
+TRAIN_BUDGETS = {
+    "toy2d": TOY2D_BUDGETS,
+    "pixel_ddpm": PIXEL_BUDGETS,
+    "vae": VAE_BUDGETS,
+    "latent_ddpm": LATENT_BUDGETS,
+    "clip": CLIP_BUDGETS,
+    "text2img": TEXT2IMG_BUDGETS,
+}
+
 #: Short names the ``train`` command also accepts (the lesson's words).
 ALIASES = {"pixel": "pixel_ddpm", "latent": "latent_ddpm"}
 
 __all__ = [
     "ALIASES", "CAPTION_DROPOUT", "CLIP_BUDGETS", "CLIP_DATA", "LATENT_BUDGETS", "LATENT_SCHEDULER",
     "LATENT_UNET", "PIXEL_BUDGETS", "PIXEL_SCHEDULER", "PIXEL_UNET", "TASKS", "TEXT2IMG_BUDGETS",
-    "TEXT2IMG_UNET", "TOY2D_BUDGETS", "TOY2D_SCHEDULER", "VAE_BUDGETS", "VAE_CONFIG", "VAE_KL_WEIGHT",
+    "TEXT2IMG_UNET", "TOY2D_BUDGETS", "TOY2D_SCHEDULER", "TRAIN_BUDGETS", "VAE_BUDGETS", "VAE_CONFIG",
+    "VAE_KL_WEIGHT",
     "Task", "clip_task", "diffusion_loss_fn", "encode_captions", "encode_dataset", "latent_ddpm_task",
     "pixel_ddpm_task", "posterior_sampler", "text2img_task", "toy2d_task", "vae_task",
 ]

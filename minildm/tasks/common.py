@@ -9,6 +9,7 @@ of each budget.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,11 +20,18 @@ from minildm.checkpoints import load_vae
 from minildm.data import ShapesDataset
 from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
 from minildm.schedulers import DDPMScheduler
-from minildm.training import TrainConfig
-from minildm.utils import BUDGETS, check_positive_int
+from minildm.training import LossFn, TrainConfig
+from minildm.utils import BUDGETS, check_positive_int, get_device
 from minildm.vae import AutoencoderKL
 
-LossFn = Callable[[torch.nn.Module, torch.Generator, int], torch.Tensor]
+#: The training presets: "cpu" (the shipped checkpoints' settings) and "gpu" (the full budget on a
+#: CUDA GPU: larger batches, fewer steps, at least as many images seen; see ``GPU_PRESET_RULE``).
+PRESETS = ("cpu", "gpu")
+#: How a task's "gpu" preset is derived from its "full" one (written beside each task's budgets).
+GPU_PRESET_RULE = (
+    "batch x k, steps / k' with k' < k (more images seen than on the CPU), learning rate x sqrt(k) "
+    "at most, fewer warm-up steps"
+)
 
 
 @dataclass
@@ -38,11 +46,43 @@ class Task:
     finalize: Callable[[torch.nn.Module], dict] | None = None
 
 
-def train_config(budgets: dict[str, TrainConfig], budget: str, seed: int) -> TrainConfig:
-    """The preset of ``budget`` ("quick" or "full"), with the run's seed."""
+def get_preset(preset: str | None = None, device: str | torch.device | None = None) -> str:
+    """``"cpu"`` or ``"gpu"``: ``preset`` if given, else ``$MINILDM_PRESET``, else "gpu" where the
+    training device (``device``, default :func:`minildm.utils.get_device`) is a CUDA GPU."""
+    choice = preset if preset is not None else os.environ.get("MINILDM_PRESET") or None
+    if choice is None:
+        return "gpu" if get_device(device).type == "cuda" else "cpu"
+    if choice not in PRESETS:
+        raise ValueError(f"preset (MINILDM_PRESET) must be one of {PRESETS}, got {choice!r}")
+    return choice
+
+
+def train_config(budgets: dict[str, TrainConfig], budget: str, seed: int, preset: str = "cpu") -> TrainConfig:
+    """The training settings of ``budget`` ("quick" or "full") with the run's seed; the full budget
+    on the "gpu" preset takes ``budgets["gpu"]`` (the quick budget is the same on both)."""
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-    return replace(budgets[budget], seed=seed)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    key = "gpu" if budget == "full" and preset == "gpu" else budget
+    return replace(budgets[key], seed=seed)
+
+
+class DeviceCache:
+    """A tensor kept on the CPU, with one copy on each other device a training step draws on
+    (moved once, the first time it is asked for): the data lives where the batch is drawn."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.cpu = tensor
+        self._copies: dict[str, torch.Tensor] = {}
+
+    def on(self, device: str | torch.device) -> torch.Tensor:
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.cpu
+        if str(device) not in self._copies:
+            self._copies[str(device)] = self.cpu.to(device)
+        return self._copies[str(device)]
 
 
 def data_config(defaults: dict, seed: int, data_size: int | None) -> dict:
@@ -103,8 +143,11 @@ def posterior_sampler(mean: torch.Tensor, std: torch.Tensor, scale: float):
     """``draw(idx, generator)``: scaled latents of the examples ``idx``, a fresh sample of each
     posterior every time: $z_0 = f\\,(\\mu + \\sigma \\epsilon)$ (lesson 05)."""
 
+    mean, std = DeviceCache(mean), DeviceCache(std)
+
     def draw(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return scale * (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator))
+        m, s = mean.on(generator.device)[idx], std.on(generator.device)[idx]
+        return scale * (m + s * torch.randn(m.shape, generator=generator, device=generator.device))
 
     return draw
 
@@ -124,22 +167,30 @@ def diffusion_loss_fn(
        $x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon$;
     4. the MSE between the network's output and its target ($\epsilon$, $v$ or $x_0$).
 
-    Every draw comes from the step's generator, in this order."""
+    Every draw comes from the step's generator, in this order, on the generator's device (the
+    data follows it there); the network runs on its own device. ``shard`` (under torchrun) keeps
+    this rank's part of the drawn batch."""
     T = scheduler.config.num_train_timesteps
     prediction_type = scheduler.config.prediction_type
+    alphas_cumprod = DeviceCache(scheduler.alphas_cumprod)
 
-    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        device = next(model.parameters()).device
-        idx = torch.randint(num_examples, (batch_size,), generator=generator)
+    def loss(
+        model: torch.nn.Module, generator: torch.Generator, batch_size: int, shard: slice | None = None
+    ) -> torch.Tensor:
+        device, on = next(model.parameters()).device, generator.device
+        idx = torch.randint(num_examples, (batch_size,), generator=generator, device=on)
         x0 = draw_x0(idx, generator)
-        context = None if pick_context is None else pick_context(idx, generator).to(device)
+        context = None if pick_context is None else pick_context(idx, generator)
         t = sample_timesteps(batch_size, T, generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, device=on)
         # $x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon$
-        x_t = add_noise(x0, noise, t, scheduler.alphas_cumprod)
-        inputs = (x_t.to(device), t.to(device)) + (() if context is None else (context,))
+        x_t = add_noise(x0, noise, t, alphas_cumprod.on(on))
+        if shard is not None:  # this rank's part of the global batch
+            x0, noise, t, x_t = x0[shard], noise[shard], t[shard], x_t[shard]
+            context = None if context is None else context[shard]
+        inputs = (x_t.to(device), t.to(device)) + (() if context is None else (context.to(device),))
         output = model(*inputs)
-        target_args = (x0.to(device), noise.to(device), t.to(device), scheduler.alphas_cumprod.to(device))
+        target_args = (x0.to(device), noise.to(device), t.to(device), alphas_cumprod.on(device))
         return diffusion_loss(output, *target_args, prediction_type=prediction_type)
 
     return loss

@@ -14,7 +14,7 @@ import torch
 from minildm.checkpoints import load_text_encoder
 from minildm.nn import DiTConfig, DiTModel, UNetModel
 from minildm.schedulers import DDPMScheduler
-from minildm.tasks.common import Task, data_config, latent_data, train_config
+from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, latent_data, train_config
 from minildm.tasks.latent_ddpm import LATENT_SCHEDULER, LATENT_UNET
 from minildm.text import TextEncoder
 from minildm.training import TrainConfig
@@ -37,6 +37,8 @@ CAPTION_DROPOUT = 0.1
 TEXT2IMG_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
     "full": TrainConfig(steps=12_000, batch_size=64, lr=3e-4, warmup_steps=200, checkpoint_every=250),
+    # the full budget on a GPU: 16x the batch, 1,500 steps (2x the images seen)
+    "gpu": TrainConfig(steps=1_500, batch_size=1024, lr=8e-4, warmup_steps=100, checkpoint_every=250),
 }
 
 
@@ -77,13 +79,16 @@ def text2img_task(
     vae_path: str | Path | None = None,
     text_encoder_path: str | Path | None = None,
     backbone: str = "unet",
+    preset: str | None = None,
 ) -> Task:
     """The text-conditioned latent DDPM: scaled VAE latents of captioned shapes-world images, the
     frozen text encoder's context, the caption dropped ``CAPTION_DROPOUT`` of the time.
     ``backbone``: ``"unet"`` (lesson 06) or ``"dit"`` (lesson 11's transformer, same size).
 
     ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
-    ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer)."""
+    ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer).
+    ``preset``: see :func:`get_preset`."""
+    preset = get_preset(preset)
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     data_cfg = data_config(TEXT2IMG_DATA, seed, data_size)
@@ -104,15 +109,18 @@ def text2img_task(
         "vae": data.vae_section(),
         "text_encoder": encoder_cfg,
         "caption_dropout": CAPTION_DROPOUT,
+        "preset": preset,
     }
+    uncond, contexts, caption_index = DeviceCache(uncond), DeviceCache(contexts), DeviceCache(caption_index)
 
     def pick_context(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # drop the caption 10% of the time: the same network learns eps(z_t, empty prompt)
-        drop = torch.rand(len(idx), generator=generator) < CAPTION_DROPOUT
-        return torch.where(drop[:, None, None], uncond, contexts[caption_index[idx]])
+        on = generator.device
+        drop = torch.rand(len(idx), generator=generator, device=on) < CAPTION_DROPOUT
+        return torch.where(drop[:, None, None], uncond.on(on), contexts.on(on)[caption_index.on(on)[idx]])
 
     loss = data.loss(scheduler, pick_context)
-    cfg = train_config(TEXT2IMG_BUDGETS, budget, seed)
+    cfg = train_config(TEXT2IMG_BUDGETS, budget, seed, preset)
     torch.manual_seed(seed)
     model = DiTModel(net_config) if backbone == "dit" else UNetModel(net_config)
     return Task("text2img", model, loss, config, cfg)

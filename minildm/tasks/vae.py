@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from minildm.tasks.common import Task, data_config, shapes_dataset, train_config
+from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, shapes_dataset, train_config
 from minildm.training import TrainConfig
 from minildm.vae import AutoencoderKL, VAEConfig, estimate_scale_factor, vae_loss
 
@@ -18,10 +18,16 @@ VAE_BUDGETS = {
     "full": TrainConfig(
         steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, checkpoint_every=100, ema_decay=0.999
     ),
+    # the full budget on a GPU: 8x the batch, 500 steps (2x the images seen)
+    "gpu": TrainConfig(steps=500, batch_size=256, lr=1.5e-3, warmup_steps=50, checkpoint_every=100),
 }
 
 
-def vae_task(budget: str = "quick", seed: int = 0, data_size: int | None = None) -> Task:
+def vae_task(
+    budget: str = "quick", seed: int = 0, data_size: int | None = None, preset: str | None = None
+) -> Task:
+    """``AutoencoderKL(VAE_CONFIG)`` with the MSE + KL loss; ``preset``: see :func:`get_preset`."""
+    preset = get_preset(preset)
     data_cfg = data_config(VAE_DATA, seed, data_size)
     images = shapes_dataset(data_cfg).tensors()
     config = {
@@ -29,13 +35,22 @@ def vae_task(budget: str = "quick", seed: int = 0, data_size: int | None = None)
         "model": {"vae": VAE_CONFIG.to_dict()},
         "kl_weight": VAE_KL_WEIGHT,
         "data": data_cfg,
+        "preset": preset,
     }
+    data = DeviceCache(images)
 
-    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        device = next(model.parameters()).device
-        x = images[torch.randint(len(images), (batch_size,), generator=generator)].to(device)
-        reconstruction, posterior = model(x, sample_posterior=True, generator=generator)
-        return vae_loss(reconstruction, x, posterior, kl_weight=VAE_KL_WEIGHT)[0]
+    def loss(
+        model: torch.nn.Module, generator: torch.Generator, batch_size: int, shard: slice | None = None
+    ) -> torch.Tensor:
+        device, on = next(model.parameters()).device, generator.device
+        x = data.on(on)[torch.randint(len(images), (batch_size,), generator=generator, device=on)]
+        if shard is None:
+            reconstruction, posterior = model(x.to(device), sample_posterior=True, generator=generator)
+        else:  # the global batch's posterior noise (the same draw as above), this rank's part of it
+            eps = torch.randn((batch_size, *VAE_CONFIG.latent_shape()), generator=generator, device=on)
+            x = x[shard].to(device)
+            reconstruction, posterior = model(x, sample_posterior=True, noise=eps[shard].to(device))
+        return vae_loss(reconstruction, x.to(device), posterior, kl_weight=VAE_KL_WEIGHT, with_logs=False)[0]
 
     def finalize(model: torch.nn.Module) -> dict:
         # SD's 0.18215 was estimated the same way: 1 / std of the latents of training images
@@ -46,6 +61,6 @@ def vae_task(budget: str = "quick", seed: int = 0, data_size: int | None = None)
         )
         return {"scale_factor": scale}
 
-    cfg = train_config(VAE_BUDGETS, budget, seed)
+    cfg = train_config(VAE_BUDGETS, budget, seed, preset)
     torch.manual_seed(seed)
     return Task("vae", AutoencoderKL(VAE_CONFIG), loss, config, cfg, finalize)

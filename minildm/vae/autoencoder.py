@@ -300,9 +300,22 @@ class AutoencoderKL(nn.Module):
         return self.decoder(self.post_quant_conv(z))
 
     def forward(
-        self, x: torch.Tensor, sample_posterior: bool = True, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        sample_posterior: bool = True,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
-        """Encode, sample z (or take the mode), decode: returns ``(reconstruction, posterior)``."""
+        """Encode, sample z (or take the mode), decode: returns ``(reconstruction, posterior)``.
+        ``noise``: the eps of z = mean + std * eps, drawn beforehand (else from ``generator``)."""
         posterior = self.encode(x)
-        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        if sample_posterior and noise is not None:
+            if noise.shape != posterior.mean.shape:
+                raise ValueError(
+                    f"noise must have the latent's shape {tuple(posterior.mean.shape)}, "
+                    f"got {tuple(noise.shape)}"
+                )
+            z = posterior.mean + posterior.std * noise.to(posterior.mean)
+        else:
+            z = posterior.sample(generator) if sample_posterior else posterior.mode()
         return self.decode(z), posterior

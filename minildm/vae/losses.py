@@ -20,6 +20,7 @@ def vae_loss(
     x: torch.Tensor,
     posterior: DiagonalGaussianDistribution,
     kl_weight: float = 1e-6,
+    with_logs: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The VAE training objective, normalised per input number:
 
@@ -39,7 +40,7 @@ def vae_loss(
 
     Returns:
         ``(loss, logs)`` with logs ``{"mse", "kl", "loss"}`` as floats; ``"kl"`` is the mean KL
-        per sample in nats (before the division by C * H * W).
+        per sample in nats (before the division by C * H * W). ``with_logs=False``: logs ``{}``.
     """
     if reconstruction.shape != x.shape:
         raise ValueError(
@@ -51,6 +52,8 @@ def vae_loss(
     kl = posterior.kl().mean()  # sum over the latent, mean over the batch (nats per image)
     numel_per_sample = x[0].numel()  # C * H * W
     loss = mse + kl_weight * kl / numel_per_sample
+    if not with_logs:  # training on a GPU: reading the logs back would stall it every step
+        return loss, {}
     return loss, {"mse": mse.item(), "kl": kl.item(), "loss": loss.item()}
 
 
