@@ -4,13 +4,15 @@
 #               check that student/ holds what `make student` writes
 #   make student   the student notebooks: student/NN_*.ipynb (solutions stubbed, outputs cleared)
 #   make site      the offline course site: site/index.html (stored outputs, nothing executed)
+#   make checkpoints   retrain every shipped checkpoint (VAE, CLIP, U-Nets, in order) into
+#                  outputs/retrained, logs in outputs/retrained/logs, then the quality table
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # run notebooks and tests in the quick budget unless told otherwise (full is the default with CUDA)
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit notebooks lint execute-notebooks bench clean student site
+.PHONY: demo test unit notebooks lint execute-notebooks bench clean student site checkpoints
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,12 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/ddim.py
 	$(PY) bench/img2img.py
 	$(PY) bench/solvers.py
+	$(PY) bench/train_speed.py
+
+# retrain every shipped checkpoint from scratch (minildm.retrain; RETRAIN_ARGS e.g. --resume)
+RETRAIN_ARGS ?=
+checkpoints: $(VENV)/.installed
+	$(PY) -m minildm.retrain $(RETRAIN_ARGS)
 
 # the classroom layer (minildm.classroom, docs/teaching.md): student/ is committed, site/ is not
 student: $(VENV)/.installed-dev

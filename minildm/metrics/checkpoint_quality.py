@@ -1,0 +1,157 @@
+"""One quality line per checkpoint kind, so that a retrained checkpoint can be set beside the shipped
+one (``make checkpoints``, :mod:`minildm.retrain`). Each figure is the one its lesson reports:
+
+- ``toy2d`` (lesson 02): samples within 3 standard deviations of a peak, and the share on the left
+  peak (the data: 100% and 50%);
+- ``vae`` (lesson 04): the judge on reconstructions of held-out renders, and their mean PSNR;
+- ``pixel_ddpm`` (03) and ``latent_ddpm`` (05): samples that are one clean object;
+- ``clip`` (06): text -> image and image -> text top-1 retrieval among held-out renders;
+- ``text2img`` (06, 09): prompt fidelity by the judge, all kinds and two objects (``evaluate``).
+
+Every figure comes with its sample size; the same arguments give the same figures on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from minildm.utils import check_positive_int, get_device
+
+#: held-out renders (another seed than any training set; held-out colour-shape pairs included)
+HELD_OUT_SEED = 12345
+
+
+def _psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per image, on [0, 1] pixel values rounded to uint8 (lesson 04's definition)."""
+
+    def quantise(x: torch.Tensor) -> torch.Tensor:
+        return ((x.clamp(-1, 1) + 1) * 127.5).round() / 255
+
+    mse = ((quantise(images) - quantise(reference)) ** 2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def toy2d_quality(folder: Path, n: int, device: torch.device) -> dict[str, str]:
+    from minildm.checkpoints import load_pretrained
+    from minildm.data.toy2d import PEAK_CENTRES
+    from minildm.sampling import Sampler
+
+    model, scheduler, _ = load_pretrained("toy2d", folder, device=device)
+    points = Sampler().sample(model, (n, 2), scheduler, 100, generator=torch.Generator().manual_seed(0),
+                              device=device, progress=False).cpu()
+    centres = torch.tensor(PEAK_CENTRES)
+    nearest = torch.cdist(points, centres).min(dim=1)
+    near = (nearest.values < 3 * 0.3).float().mean().item()
+    left = (nearest.indices == 0).float().mean().item()
+    return {"near a peak": f"{near:.1%}", "left peak": f"{left:.1%}", "n": str(n)}
+
+
+@torch.no_grad()
+def vae_quality(folder: Path, n: int, device: torch.device) -> dict[str, str]:
+    from minildm.checkpoints import load_vae
+    from minildm.data import ShapesDataset
+    from minildm.metrics.judge import score
+
+    vae, _ = load_vae(folder, device=device)
+    held_out = ShapesDataset(n, seed=HELD_OUT_SEED, split="all")
+    x = held_out.tensors()
+    recon = torch.cat([vae.decode(vae.encode(x[i : i + 250].to(device)).mode()).cpu()
+                       for i in range(0, len(x), 250)]).clamp(-1, 1)
+    result = score(recon, held_out.captions)
+    return {"judge": f"{result['score']:.1%}", "PSNR": f"{_psnr(recon, x).mean():.1f} dB", "n": str(n)}
+
+
+@torch.no_grad()
+def _clean(images: torch.Tensor, n: int) -> dict[str, str]:
+    from minildm.metrics.judge import clean_object_report
+
+    return {"one clean object": f"{clean_object_report(images)['clean']:.1%}", "n": str(n)}
+
+
+def pixel_ddpm_quality(folder: Path, n: int, device: torch.device) -> dict[str, str]:
+    from minildm.checkpoints import load_pretrained
+    from minildm.sampling import Sampler
+
+    model, scheduler, _ = load_pretrained("pixel_ddpm", folder, device=device)
+    images = torch.cat([
+        Sampler().sample(model, (min(64, n - i), 3, 32, 32), scheduler, 50,
+                         generator=torch.Generator().manual_seed(i), device=device, progress=False).cpu()
+        for i in range(0, n, 64)
+    ])
+    return _clean(images, n)
+
+
+def latent_ddpm_quality(
+    folder: Path, n: int, device: torch.device, vae: Path | None = None
+) -> dict[str, str]:
+    from minildm.pipelines import LatentDiffusionPipeline
+
+    pipe = LatentDiffusionPipeline.from_pretrained(folder, vae_path=vae, device=device)
+    images = torch.cat([pipe(min(64, n - i), 50, seed=i, progress=False).cpu() for i in range(0, n, 64)])
+    return _clean(images, n)
+
+
+@torch.no_grad()
+def clip_quality(folder: Path, n: int, device: torch.device) -> dict[str, str]:
+    from minildm.checkpoints import load_pretrained
+    from minildm.data import ShapesDataset
+    from minildm.text.clip import retrieval_accuracy
+    from minildm.text.tokenizer import load_tokenizer
+
+    model, _, _ = load_pretrained("clip", folder, device=device)
+    held_out = ShapesDataset(n, seed=HELD_OUT_SEED, split="all", two_object_fraction=0.5)
+    acc = retrieval_accuracy(model, held_out.tensors().to(device), held_out.captions, load_tokenizer())
+    return {"text->image": f"{acc['text_to_image']:.1%}", "image->text": f"{acc['image_to_text']:.1%}",
+            "n": str(n)}
+
+
+def text2img_quality(
+    folder: Path, n: int, device: torch.device, vae: Path | None = None, clip: Path | None = None
+) -> dict[str, str]:
+    from minildm.checkpoints import load_pretrained
+    from minildm.metrics.evaluation import evaluate
+    from minildm.pipelines import TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(folder, vae_path=vae, text_encoder_path=clip, device=device)
+    clip_model = load_pretrained("clip", clip, device=device)[0]
+    per_kind = max(1, n // 4)
+    result = evaluate(pipe, n=per_kind, seed=0, clip=clip_model)
+    fidelity = result["fidelity"]
+    return {"all prompts": f"{fidelity['all']['rate']:.1%}", "two objects": f"{fidelity['two']['rate']:.1%}",
+            "n": f"{per_kind}/kind"}
+
+
+#: kind -> (quality function, the dependencies it takes: the VAE and the CLIP it was trained with)
+QUALITY = {
+    "toy2d": (toy2d_quality, ()),
+    "vae": (vae_quality, ()),
+    "pixel_ddpm": (pixel_ddpm_quality, ()),
+    "latent_ddpm": (latent_ddpm_quality, ("vae",)),
+    "clip": (clip_quality, ()),
+    "text2img": (text2img_quality, ("vae", "clip")),
+}
+#: samples per kind by default: enough for a figure to move by a few points at most
+DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128}
+
+
+def checkpoint_quality(
+    kind: str,
+    folder: str | Path | None = None,
+    n: int | None = None,
+    device: str | torch.device | None = None,
+    vae: str | Path | None = None,
+    clip: str | Path | None = None,
+) -> dict[str, str]:
+    """The quality figures of the ``kind`` checkpoint in ``folder`` (default: the shipped one),
+    as ``{"name": "value", ..., "n": "sample size"}``; ``vae`` and ``clip`` are the checkpoints a
+    latent model was trained with (default the shipped ones)."""
+    if kind not in QUALITY:
+        raise ValueError(f"kind must be one of {sorted(QUALITY)}, got {kind!r}")
+    function, deps = QUALITY[kind]
+    n = DEFAULT_N[kind] if n is None else check_positive_int("n", n)
+    given = {"vae": None if vae is None else Path(vae), "clip": None if clip is None else Path(clip)}
+    folder = None if folder is None else Path(folder)
+    return function(folder, n, get_device(device), **{d: given[d] for d in deps})

@@ -1,0 +1,118 @@
+"""``make checkpoints`` (``python -m minildm.retrain``): retrain every shipped checkpoint from scratch
+with the package's own training command, in the order they depend on each other, then print each
+one's quality beside the shipped one's.
+
+    python -m minildm.retrain [--out-dir outputs/retrained] [--preset cpu|gpu] [--device D]
+                              [--only KIND ...] [--resume] [--quality-only] [--n N]
+
+Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
+text2img on the new VAE and CLIP. Each run is ``python -m minildm train KIND --budget full ...`` in
+a child process, its output in ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an
+interrupted retrain continues with ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To
+ship the results, copy ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
+
+On 2 CPU cores the "cpu" preset takes about 2 h 15 min (text2img alone about 80 min); on one
+H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: dependency order: a model is trained after the checkpoints it is trained on
+ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img")
+
+
+def train_argv(
+    kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
+) -> list[str]:
+    """The training command of ``kind``, on the VAE and CLIP retrained before it."""
+    argv = [sys.executable, "-m", "minildm", "train", kind, "--budget", budget, "--preset", preset,
+            "--run-dir", str(out / "runs" / kind), "--out", str(out / "checkpoints" / kind)]
+    argv += ["--resume"] if resume and (out / "runs" / kind / "training_state.safetensors").exists() else [
+        "--overwrite"]
+    if kind in ("latent_ddpm", "text2img"):
+        argv += ["--vae", str(out / "checkpoints" / "vae")]
+    if kind == "text2img":
+        argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
+    if device is not None:
+        argv += ["--device", device]
+    return argv
+
+
+def retrain(
+    kinds: list[str], out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
+) -> dict[str, float]:
+    """Run each training command in turn (logs in ``out/logs``); returns the seconds each took.
+    A failed run stops the retrain, naming its log."""
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MINILDM_PROGRESS="0")
+    seconds = {}
+    for kind in kinds:
+        log = out / "logs" / f"{kind}.log"
+        argv = train_argv(kind, out, preset, device, resume, budget)
+        now = time.strftime("%H:%M:%S")
+        print(f"[{now}] training {kind}: {' '.join(argv[1:])}  (log: {log})", flush=True)
+        began = time.perf_counter()
+        with open(log, "w") as f:
+            status = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        seconds[kind] = time.perf_counter() - began
+        if status != 0:
+            tail = log.read_text().strip().splitlines()[-1:] or ["(empty log)"]
+            raise RuntimeError(f"training {kind} failed (exit {status}): {tail[0]}; see {log}")
+        print(f"  done in {seconds[kind]:.0f} s", flush=True)
+    return seconds
+
+
+def quality_table(kinds: list[str], out: Path, device: str | None, n: int | None) -> str:
+    """Each kind's quality figures, shipped beside retrained (:mod:`minildm.metrics.checkpoint_quality`)."""
+    from minildm.metrics.checkpoint_quality import checkpoint_quality
+
+    new = out / "checkpoints"
+    lines = [f"{'checkpoint':<12} {'figure':<18} {'shipped':>10} {'retrained':>10}   n"]
+    for kind in kinds:
+        shipped = checkpoint_quality(kind, None, n, device)
+        retrained = checkpoint_quality(kind, new / kind, n, device, vae=new / "vae", clip=new / "clip")
+        for name in (k for k in shipped if k != "n"):
+            lines.append(f"{kind:<12} {name:<18} {shipped[name]:>10} {retrained[name]:>10}   {shipped['n']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minildm.retrain", description=__doc__.split("\n")[0])
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/retrained"))
+    parser.add_argument("--preset", choices=["cpu", "gpu"], default=None,
+                        help="default: gpu on CUDA, else cpu")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--only", nargs="+", choices=ORDER, default=None,
+                        help="retrain these kinds only (those they depend on must exist in OUT)")
+    parser.add_argument("--resume", action="store_true", help="continue the runs an interruption left")
+    parser.add_argument("--quality-only", action="store_true", help="skip training; print the table")
+    parser.add_argument("--n", type=int, default=None, help="samples per quality figure (default per kind)")
+    parser.add_argument("--budget", choices=["quick", "full"], default="full",
+                        help="full (default); quick trains a few steps, to try the pipeline")
+    args = parser.parse_args(argv)
+    from minildm.tasks.common import get_preset
+    from minildm.utils import get_device
+
+    device = get_device(args.device)  # a device this machine lacks is refused before any work
+    preset = get_preset(args.preset, device)
+    kinds = [k for k in ORDER if args.only is None or k in args.only]
+    began = time.perf_counter()
+    if not args.quality_only:
+        seconds = retrain(kinds, args.out_dir, preset, args.device, args.resume, args.budget)
+        total = sum(seconds.values())
+        print(f"\nretrained {len(kinds)} checkpoint(s) on {device} ({preset} preset) in {total:.0f} s: "
+              + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()), flush=True)
+    print("\n" + quality_table(kinds, args.out_dir, args.device, args.n))
+    print(f"\n(all in {time.perf_counter() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

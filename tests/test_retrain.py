@@ -1,0 +1,38 @@
+"""``make checkpoints``: the training commands in dependency order, logs, and the quality table."""
+
+import sys
+
+import pytest
+
+from minildm.retrain import ORDER, main, train_argv
+
+
+def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
+    assert ORDER.index("vae") < ORDER.index("latent_ddpm") < ORDER.index("text2img")
+    assert ORDER.index("clip") < ORDER.index("text2img")
+    argv = train_argv("text2img", tmp_path, "gpu", None, resume=False)
+    assert argv[:5] == [sys.executable, "-m", "minildm", "train", "text2img"]
+    assert argv[argv.index("--vae") + 1] == str(tmp_path / "checkpoints" / "vae")
+    assert argv[argv.index("--text-encoder") + 1] == str(tmp_path / "checkpoints" / "clip")
+    assert "--overwrite" in argv and argv[argv.index("--preset") + 1] == "gpu"
+    (tmp_path / "runs" / "vae").mkdir(parents=True)
+    (tmp_path / "runs" / "vae" / "training_state.safetensors").write_bytes(b"")
+    assert "--resume" in train_argv("vae", tmp_path, "cpu", None, resume=True)
+    assert "--overwrite" in train_argv("toy2d", tmp_path, "cpu", None, resume=True)  # nothing to resume
+
+
+def test_retrain_writes_logs_checkpoints_and_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MINILDM_DEVICE", "cpu")
+    assert main(["--only", "toy2d", "--budget", "quick", "--out-dir", str(tmp_path), "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "checkpoints" / "toy2d" / "model.safetensors").is_file()
+    assert "training toy2d" in (tmp_path / "logs" / "toy2d.log").read_text()
+    assert "retrained 1 checkpoint(s) on cpu (cpu preset)" in out
+    row = next(line for line in out.splitlines() if line.startswith("toy2d") and "near a peak" in line)
+    assert row.split()[-1] == "200"
+
+
+def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINILDM_DEVICE", "cpu")
+    with pytest.raises(RuntimeError, match=r"training latent_ddpm failed .* see .*latent_ddpm\.log"):
+        main(["--only", "latent_ddpm", "--budget", "quick", "--out-dir", str(tmp_path)])  # no VAE there
