@@ -384,3 +384,36 @@ def train(
     result.seconds = time.perf_counter() - began
     result.items_per_second = result.steps_done * cfg.batch_size / max(result.seconds, 1e-9)
     return model, ema, result
+
+
+def time_training_steps(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    cfg: TrainConfig,
+    device: str | torch.device | None = None,
+    steps: int = 20,
+    warmup: int = 3,
+    compile: bool = False,
+) -> float:
+    """Seconds per step of ``train``'s step (draws, forward, backward, clipping, AdamW, EMA), timed
+    over ``steps`` steps after ``warmup`` untimed ones, the device synchronised at both ends (for
+    ``bench/train_speed.py``). Trains ``model`` in place: pass a fresh one."""
+    check_positive_int("steps", steps)
+    device = get_device(device)
+    model.to(device).train()
+    optimizer, ema = make_optimizer(model, cfg, device), EMA(model, cfg.ema_decay)
+    net = torch.compile(model) if compile else model
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for step in range(warmup):
+        _train_step(net, loss_fn, optimizer, ema, cfg, step, device, World(), model)
+    sync()
+    began = time.perf_counter()
+    losses = [_train_step(net, loss_fn, optimizer, ema, cfg, s, device, World(), model)
+              for s in range(warmup, warmup + steps)]
+    torch.stack(losses).tolist()  # the read-back ``train`` does every ``sync_every`` steps
+    sync()
+    return (time.perf_counter() - began) / steps
