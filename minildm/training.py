@@ -36,6 +36,7 @@ from minildm.checkpoints import (
     save_training_state,
 )
 from minildm.distributed import World, check_divides, current_world
+from minildm.ema import EMA
 from minildm.utils import check_positive_int, get_device, progress
 
 
@@ -58,40 +59,6 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-
-
-class EMA:
-    """Exponential moving average of a model's weights: $\\theta_{ema} \\leftarrow d\\,\\theta_{ema}
-    + (1 - d)\\,\\theta$. Sampling with the EMA weights gives visibly cleaner images than the last
-    step's weights, because the average smooths out the noise of the last updates."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        # warm the average up: early on, d is smaller so the EMA follows the fast-moving weights
-        d = min(self.decay, (1 + step) / (10 + step))
-        shadows, weights = [], []
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                shadows.append(self.shadow[k])
-                weights.append(v)
-            else:
-                self.shadow[k].copy_(v)
-        # theta_ema <- d theta_ema + (1 - d) theta, over every tensor at once (one kernel launch per
-        # operation on a GPU instead of two per tensor; the same arithmetic, so the CPU result is
-        # bit-identical to the per-tensor loop)
-        torch._foreach_mul_(shadows, d)
-        torch._foreach_add_(shadows, weights, alpha=1 - d)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.shadow
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for k, v in state.items():
-            self.shadow[k].copy_(v)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -288,9 +255,10 @@ class _Losses:
     def add(self, step: int, loss: torch.Tensor) -> None:
         self.pending.append((step, loss))
 
-    def flush(self) -> None:
+    def flush(self) -> float:
+        """Read the pending losses; returns the mean of the last 50 (for the progress bar)."""
         if not self.pending:
-            return
+            return float("nan")
         stacked = torch.stack([loss for _, loss in self.pending]).float()
         if self.world.distributed:
             torch.distributed.all_reduce(stacked)
@@ -303,6 +271,31 @@ class _Losses:
                 )
             self.values.append(value)
         self.pending.clear()
+        return sum(self.values[-50:]) / len(self.values[-50:])
+
+
+def _start(
+    run_dir: Path | None, resume: bool, overwrite: bool, model: torch.nn.Module, ema: EMA,
+    optimizer: torch.optim.Optimizer, config: dict,
+) -> tuple[int, dict]:
+    """The step to start at and the config to store: a resumed run's, or 0 for a new run (which
+    must not replace another's training state unless ``overwrite``)."""
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume=True needs run_dir, the folder of the interrupted run")
+        return _resume(run_dir / STATE_NAME, model, ema, optimizer, config)
+    if run_dir is not None and not overwrite:
+        _refuse_existing_state(run_dir)
+    return 0, config
+
+
+def _wrap(model: torch.nn.Module, device: torch.device, world: World, compile: bool) -> torch.nn.Module:
+    """What the loss calls: the model, in DistributedDataParallel under torchrun, compiled if asked."""
+    net = model
+    if world.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(net) if compile else net
 
 
 def train(
@@ -326,38 +319,22 @@ def train(
     settings). ``resume`` continues the run in ``run_dir``; without it, a ``run_dir`` that holds a
     training state is refused unless ``overwrite``. A NaN or infinite loss stops the run with
     :class:`TrainingDivergedError` before anything is written over (the losses are read back every
-    ``sync_every`` steps and before every checkpoint). ``stop_after`` ends the run early after that
-    many steps, as an interruption would (used to test resuming). ``compile`` runs the model
-    through ``torch.compile``. Under torchrun (an initialised process group) the model is wrapped
-    in ``DistributedDataParallel``, each rank computes its part of the global batch and rank 0
-    writes the checkpoints. Returns the model (last weights), its EMA and the losses.
+    ``sync_every`` steps and before every checkpoint). ``stop_after`` ends the run after that many
+    steps, as an interruption would. ``compile``: ``torch.compile`` the model. Under torchrun the
+    model is wrapped in ``DistributedDataParallel``, each rank computes its part of the global
+    batch, rank 0 writes. Returns the model (last weights), its EMA and the losses.
     """
     check_positive_int("sync_every", sync_every)
-    device = get_device(device)
-    world = current_world()
-    if world.distributed:
-        check_divides(cfg.batch_size, world.size)
+    device, world = get_device(device), current_world()
+    check_divides(cfg.batch_size, world.size)
     model.to(device)
-    optimizer = make_optimizer(model, cfg, device)
-    ema = EMA(model, cfg.ema_decay)
+    optimizer, ema = make_optimizer(model, cfg, device), EMA(model, cfg.ema_decay)
     run_dir = Path(run_dir) if run_dir is not None else None
     config = dict(checkpoint_config, training=asdict(cfg))
-    if world.distributed:
-        config["world_size"] = world.size
-    start = 0
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume=True needs run_dir, the folder of the interrupted run")
-        start, config = _resume(run_dir / STATE_NAME, model, ema, optimizer, config)
-    elif run_dir is not None and not overwrite:
-        _refuse_existing_state(run_dir)
-    net = model
-    if world.distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if compile:
-        net = torch.compile(net)
-    result, losses = TrainResult(), _Losses(world)
+    config.update({"world_size": world.size} if world.distributed else {})
+    start, config = _start(run_dir, resume, overwrite, model, ema, optimizer, config)
+    net = _wrap(model, device, world, compile)
+    losses = _Losses(world)
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     began = time.perf_counter()
     model.train()
@@ -370,20 +347,16 @@ def train(
         done = step + 1
         saving = done % cfg.checkpoint_every == 0 or done == end
         if done % sync_every == 0 or saving:
-            losses.flush()
-            recent = losses.values[-50:]
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            bar.set_postfix(loss=f"{losses.flush():.4f}")
         if saving and world.is_main:
             _save(run_dir, out_dir, model, ema, optimizer, done, config)
     if start >= end and out_dir is not None and world.is_main:
         # resuming a finished run: nothing to train, but (re)write its checkpoint with this
         # run's config (e.g. after a sampling setting in the task was corrected)
         _save(None, out_dir, model, ema, optimizer, start, config)
-    result.losses = losses.values
-    result.steps_done = max(end - start, 0)
-    result.seconds = time.perf_counter() - began
-    result.items_per_second = result.steps_done * cfg.batch_size / max(result.seconds, 1e-9)
-    return model, ema, result
+    seconds, steps_done = time.perf_counter() - began, max(end - start, 0)
+    rate = steps_done * cfg.batch_size / max(seconds, 1e-9)
+    return model, ema, TrainResult(losses.values, steps_done, seconds, rate)
 
 
 def time_training_steps(
@@ -402,7 +375,7 @@ def time_training_steps(
     device = get_device(device)
     model.to(device).train()
     optimizer, ema = make_optimizer(model, cfg, device), EMA(model, cfg.ema_decay)
-    net = torch.compile(model) if compile else model
+    net = _wrap(model, device, World(), compile)
 
     def sync() -> None:
         if device.type == "cuda":

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+pytest.importorskip("nbclient", reason="the bench executes notebooks with nbclient (Jupyter's)")
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,6 +26,10 @@ from minildm.classroom.site import build_site, check_site, external_resources
 from minildm.classroom.student import lesson_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
+# the site is built with nbconvert and the MathJax that jupyter-server-mathjax ships (the dev extra)
+DEV_EXTRA = "pip install -e '.[dev]'"
+pytest.importorskip("nbconvert", reason=f"the site needs nbconvert: {DEV_EXTRA}")
+pytest.importorskip("jupyter_server_mathjax", reason=f"the site needs jupyter-server-mathjax: {DEV_EXTRA}")
 MATH = "Inline $x^2$ and a display:\n\n$$\\sum_i a_i$$"
 _SCRIPTS = re.compile(r"<script\b.*?</script>", re.DOTALL | re.IGNORECASE)
 _SOURCES = re.compile(r"<(?:script|link|img)\b[^>]*?\b(?:src|href)=[\"']([^\"']*)", re.IGNORECASE)
