@@ -138,8 +138,9 @@ class LatentDiffusionPipeline:
         is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`."""
         check_positive_int("num_inference_steps", num_inference_steps)
         check_seed(seed)
+        model = sample_kwargs.pop("model", self.unet)  # a guidance wrapper around the U-Net, if any
         latents = self.sampler.sample(
-            self.unet,
+            model,
             (batch_size, *self.latent_shape),
             self.scheduler,
             num_inference_steps,

@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from minildm.checkpoints import checkpoint_dir, load_pretrained, load_text_encoder
+from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, phrase_contexts
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
+from minildm.sampling import check_guidance_scale
 from minildm.schedulers import SCHEDULERS, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
 from minildm.utils import get_device
@@ -121,29 +123,36 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         progress: bool = True,
         return_latents: bool = False,
         eta: float = 0.0,
+        phrase_guidance: float = 0.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
         images on every device (the noise is drawn on the CPU).
 
         The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
-        ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0."""
+        ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0.
+        ``phrase_guidance`` > 0 adds composable guidance, one term per object of a two-object
+        prompt (:mod:`minildm.pipelines.composable`; lesson 10)."""
         prompts = prompt_list(prompts)
         # (guidance_scale and eta are checked by Sampler.sample, before the first step)
         return self._generate(
             len(prompts), num_inference_steps, seed, progress, return_latents,
-            **self.conditioning(prompts, guidance_scale, eta),
+            **self.conditioning(prompts, guidance_scale, eta, phrase_guidance),
         )
 
-    def conditioning(self, prompts: list[str], guidance_scale: float, eta: float) -> dict:
+    def conditioning(
+        self, prompts: list[str], guidance_scale: float, eta: float, phrase_guidance: float = 0.0
+    ) -> dict:
         """What :meth:`Sampler.sample` needs besides the noise: the prompts' context, the empty
-        prompt's (for classifier-free guidance), the scale, and DDIM's eta when it is not 0."""
+        prompt's (for classifier-free guidance), the scale, and DDIM's eta when it is not 0; with
+        ``phrase_guidance`` > 0, a :class:`ComposableGuidance` model that does all the guiding."""
         step_kwargs = {"eta": eta} if eta != 0.0 else {}
-        return dict(
-            cond=self.encode_prompt(prompts),
-            uncond=self.encode_prompt([""]),
-            guidance_scale=guidance_scale,
-            **step_kwargs,
-        )
+        cond, uncond = self.encode_prompt(prompts), self.encode_prompt([""])
+        if check_phrase_scale(phrase_guidance) > 0.0:
+            check_guidance_scale(guidance_scale)
+            phrases, weights = phrase_contexts(self.encode_prompt, prompts, uncond)
+            model = ComposableGuidance(self.unet, uncond, phrases, weights, guidance_scale, phrase_guidance)
+            return dict(model=model, cond=cond, **step_kwargs)
+        return dict(cond=cond, uncond=uncond, guidance_scale=guidance_scale, **step_kwargs)
 
 
 def default_path() -> Path:

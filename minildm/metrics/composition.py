@@ -1,0 +1,68 @@
+"""Why a prompt failed, in the words of the composition literature (lesson 10): the judge says *that*
+an image misses its caption; :func:`failure_type` says *how*, from the objects it detected.
+
+The types, checked in this order (the first that applies names the failure):
+
+- ``wrong count``: not as many objects as the caption names (two merged into one, one missing, a
+  speck of a third);
+- ``off-palette colour``: an object's colour is none of the palette's (orange, violet, mint, ...);
+- ``colour leak``: two objects of *different* named colours drawn in one of them (the "magenta circle
+  to the right of a yellow circle" drawn as two magenta circles): one colour word took both objects;
+- ``attribute swap``: the right colours and the right shapes, bound to the wrong objects (a red square
+  and a blue circle for "a red circle ... a blue square");
+- ``wrong shape``, ``wrong colour``: one object's shape (or colour) is not the one named, otherwise;
+- ``wrong relation``: both objects right, in the wrong places relative to each other;
+- ``wrong size`` / ``wrong position``: one-object captions that name them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from minildm.data.captions import parse_caption
+from minildm.metrics.judge import OFF_PALETTE, Judgement
+from minildm.metrics.stats import wilson_interval
+
+FAILURE_TYPES = (
+    "wrong count", "off-palette colour", "colour leak", "attribute swap", "wrong shape", "wrong colour",
+    "wrong relation", "wrong size", "wrong position",
+)
+
+
+def failure_type(verdict: Judgement) -> str | None:
+    """``None`` when the image passed, else the first of :data:`FAILURE_TYPES` that describes it."""
+    if verdict.ok:
+        return None
+    spec = parse_caption(verdict.caption)
+    objects = verdict.objects
+    if not verdict.checks.get("count", True):
+        return "wrong count"
+    if any(o.colour == OFF_PALETTE for o in objects):
+        return "off-palette colour"
+    if len(spec.objects) == 2:
+        named = [o.colour for o in spec.objects]
+        drawn = sorted(o.colour for o in objects)
+        if None not in named and named[0] != named[1] and drawn[0] == drawn[1] and drawn[0] in named:
+            return "colour leak"
+        wanted, got = [o.pair for o in spec.objects], [(o.colour, o.shape) for o in objects]
+        same_colours = Counter(c for c, _ in got) == Counter(c for c, _ in wanted)
+        same_shapes = Counter(s for _, s in got) == Counter(s for _, s in wanted)
+        if same_colours and same_shapes and Counter(got) != Counter(wanted):
+            return "attribute swap"
+    for attribute in ("shape", "colour", "relation", "size", "position"):
+        if not verdict.checks.get(attribute, True):
+            return f"wrong {attribute}"
+    return "wrong count"  # unreachable for the judge's verdicts: every failed check is named above
+
+
+def failure_table(verdicts: list[Judgement]) -> dict[str, dict]:
+    """``{type: {"n", "count", "rate", "low", "high"}}`` over every verdict (the rate of each failure
+    type among all images, with its 95% Wilson interval), plus ``"passed"``."""
+    counts = Counter(failure_type(v) for v in verdicts)
+    n = len(verdicts)
+    table = {}
+    for name, key in (("passed", None), *((t, t) for t in FAILURE_TYPES)):
+        low, high = wilson_interval(counts.get(key, 0), n)
+        table[name] = {"n": n, "count": counts.get(key, 0), "rate": counts.get(key, 0) / max(n, 1),
+                       "low": low, "high": high}
+    return table

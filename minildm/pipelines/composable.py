@@ -1,0 +1,92 @@
+r"""Composable guidance (Liu et al., 2022, "Compositional Visual Generation with Composable Diffusion
+Models"): one guided term per object phrase, added to classifier-free guidance of the whole prompt.
+
+For "a magenta circle to the right of a yellow circle" the phrases are "a magenta circle" and
+"a yellow circle", and the noise prediction becomes
+
+$$\hat\epsilon = \epsilon(z_t, \varnothing) + s\,[\epsilon(z_t, c) - \epsilon(z_t, \varnothing)]
+  + s_p \sum_i [\epsilon(z_t, c_i) - \epsilon(z_t, \varnothing)]$$
+
+with $c$ the whole prompt (it alone knows the relation, "to the right of"), $c_i$ the phrase of
+object $i$ and $s_p$ the phrase scale. Liu et al. read each term as the score of one condition: a
+sum of scores is the score of a product of distributions, an image that every phrase describes.
+One-object prompts have no phrases beyond themselves and get plain guidance. The price: one more
+U-Net pass per phrase and step, twice the work of classifier-free guidance for two objects.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minildm.data.captions import parse_caption
+
+
+def object_phrases(caption: str) -> list[str]:
+    """The one-object phrase of each object of a two-object caption (``"a yellow circle"``); ``[]``
+    for a one-object caption, whose only phrase is the caption itself."""
+    spec = parse_caption(caption)
+    if len(spec.objects) < 2:
+        return []
+    return [" ".join(["a", *([o.colour] if o.colour else []), o.shape]) for o in spec.objects]
+
+
+def check_phrase_scale(phrase_scale: object) -> float:
+    """``phrase_scale`` as a float >= 0 (0: plain classifier-free guidance)."""
+    if isinstance(phrase_scale, bool) or not isinstance(phrase_scale, (int, float)):
+        raise ValueError(f"phrase_guidance must be a number >= 0, got {phrase_scale!r}")
+    value = float(phrase_scale)
+    if not 0.0 <= value < float("inf"):
+        raise ValueError(f"phrase_guidance must be >= 0 and finite, got {phrase_scale!r}")
+    return value
+
+
+class ComposableGuidance(nn.Module):
+    """Wraps the U-Net so that ``model(z_t, t, c)`` returns the composed prediction above; the
+    sampler calls it like an unguided model (``guidance_scale=1``, no ``uncond``).
+
+    ``phrases`` ``[K, B, tokens, width]``: phrase k of every prompt, ``weights`` ``[K, B]``: 1 where
+    prompt b has a k-th phrase, else 0 (its slot holds the empty prompt and adds nothing)."""
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        uncond: torch.Tensor,
+        phrases: torch.Tensor,
+        weights: torch.Tensor,
+        guidance_scale: float,
+        phrase_scale: float,
+    ) -> None:
+        super().__init__()
+        self.unet, self.uncond, self.phrases, self.weights = unet, uncond, phrases, weights
+        self.guidance_scale, self.phrase_scale = guidance_scale, phrase_scale
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        batch, k = x.shape[0], self.phrases.shape[0]
+        uncond = self.uncond.expand(batch, *self.uncond.shape[1:])
+        contexts = torch.cat([uncond, cond, *self.phrases.unbind(0)])
+        out = self.unet(x.repeat(2 + k, *[1] * (x.ndim - 1)), t.repeat(2 + k), contexts).chunk(2 + k)
+        out_uncond, out_cond = out[0], out[1]
+        # $\epsilon(\varnothing) + s\,(\epsilon(c) - \epsilon(\varnothing))$: classifier-free guidance ...
+        guided = out_uncond + self.guidance_scale * (out_cond - out_uncond)
+        for i in range(k):  # ... + $s_p \sum_i (\epsilon(c_i) - \epsilon(\varnothing))$
+            w = self.weights[i].to(guided).reshape(-1, *[1] * (x.ndim - 1))
+            guided = guided + self.phrase_scale * w * (out[2 + i] - out_uncond)
+        return guided
+
+
+def phrase_contexts(
+    encode, prompts: list[str], empty: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(phrases [K, B, tokens, width], weights [K, B])`` for :class:`ComposableGuidance`, with
+    ``encode(list_of_prompts)`` the pipeline's text encoder and ``empty`` the empty prompt's context."""
+    per_prompt = [object_phrases(p) for p in prompts]
+    k = max((len(p) for p in per_prompt), default=0)
+    if k == 0:
+        return empty.new_zeros((0, len(prompts), *empty.shape[1:])), empty.new_zeros((0, len(prompts)))
+    slots, weights = [], []
+    for i in range(k):
+        texts = [p[i] if i < len(p) else "" for p in per_prompt]
+        slots.append(encode(texts))
+        weights.append(torch.tensor([1.0 if i < len(p) else 0.0 for p in per_prompt]))
+    return torch.stack(slots), torch.stack(weights)

@@ -1,0 +1,86 @@
+"""Lesson 10's tools: the failure types of a verdict, and composable guidance (one term per object)."""
+
+import importlib
+
+import pytest
+import torch
+
+from minildm.data import ShapesDataset
+from minildm.metrics.composition import FAILURE_TYPES, failure_table, failure_type
+from minildm.metrics.judge import DetectedObject, judge
+from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, object_phrases
+from minildm.utils import to_uint8
+
+
+def obj(colour, shape, cx=8.0, cy=16.0):
+    return DetectedObject(colour, shape, "small", None, cx, cy, 8.0, 40)
+
+
+def verdict_for(caption, objects):
+    """A verdict as the judge would give it for these detected objects (checks recomputed)."""
+    judge_module = importlib.import_module("minildm.metrics.judge")  # the module, not the function
+    original = judge_module.detect_objects
+    judge_module.detect_objects = lambda image: objects
+    try:
+        return judge(torch.zeros(32, 32, 3, dtype=torch.uint8).numpy(), caption)
+    finally:
+        judge_module.detect_objects = original
+
+
+TWO = "a magenta circle to the left of a yellow square"
+
+
+@pytest.mark.parametrize("objects, expected", [
+    ([obj("magenta", "circle", 8), obj("yellow", "square", 24)], None),
+    ([obj("magenta", "circle", 8)], "wrong count"),
+    ([obj("magenta", "circle", 8), obj("off", "square", 24)], "off-palette colour"),
+    ([obj("magenta", "circle", 8), obj("magenta", "square", 24)], "colour leak"),
+    ([obj("magenta", "square", 8), obj("yellow", "circle", 24)], "attribute swap"),
+    ([obj("magenta", "circle", 8), obj("yellow", "circle", 24)], "wrong shape"),
+    ([obj("red", "circle", 8), obj("yellow", "square", 24)], "wrong colour"),
+    ([obj("magenta", "circle", 24), obj("yellow", "square", 8)], "wrong relation"),
+])
+def test_each_failure_gets_its_type(objects, expected):
+    assert failure_type(verdict_for(TWO, objects)) == expected
+
+
+def test_clean_renders_have_no_failures_and_the_table_counts_each_image_once():
+    data = ShapesDataset(40, seed=5, two_object_fraction=0.5)
+    verdicts = [judge(img, c) for img, c in zip(to_uint8(data.tensors()), data.captions)]
+    assert all(failure_type(v) is None for v in verdicts)
+    table = failure_table(verdicts + [verdict_for(TWO, [obj("magenta", "circle", 8)])])
+    assert table["passed"]["count"] == 40 and table["wrong count"]["count"] == 1
+    assert sum(table[t]["count"] for t in ("passed", *FAILURE_TYPES)) == 41
+    assert 0 < table["wrong count"]["low"] < table["wrong count"]["rate"] < table["wrong count"]["high"]
+
+
+def test_object_phrases():
+    assert object_phrases(TWO) == ["a magenta circle", "a yellow square"]
+    assert object_phrases("a large red circle in the top left") == []
+    with pytest.raises(ValueError, match="unknown word 'purple'"):
+        object_phrases("a purple circle")
+
+
+class Linear(torch.nn.Module):
+    """eps(x, t, c) = x + mean of c: linear in the context, so every guided term is checkable."""
+
+    def forward(self, x, t, c):
+        return x + c.mean(dim=(1, 2)).reshape(-1, 1, 1, 1)
+
+
+def test_composable_guidance_is_the_sum_of_guided_terms():
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([5, 5])
+    uncond, cond = torch.zeros(1, 3, 2), torch.full((2, 3, 2), 1.0)
+    phrases = torch.stack([torch.full((2, 3, 2), 2.0), torch.full((2, 3, 2), 3.0)])  # [K=2, B, T, W]
+    weights = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # prompt 0 has two phrases, prompt 1 none
+    guided = ComposableGuidance(Linear(), uncond, phrases, weights, guidance_scale=3.0, phrase_scale=0.5)
+    out = guided(x, t, cond)
+    # prompt 0: x + 0 + 3 (1 - 0) + 0.5 ((2 - 0) + (3 - 0)); prompt 1: plain guidance, x + 3
+    torch.testing.assert_close(out[0], x[0] + 3.0 + 2.5)
+    torch.testing.assert_close(out[1], x[1] + 3.0)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), "2", True])
+def test_a_bad_phrase_scale_is_refused(bad):
+    with pytest.raises(ValueError, match="phrase_guidance must be"):
+        check_phrase_scale(bad)
