@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("generate", "turn prompts into images (lesson 06)", common, sampling)
     p.add_argument("prompts", nargs="+", help='shapes-world prompts, e.g. "a small blue square"')
     p.add_argument("-n", "--num-images", type=int, default=1, help="images per prompt")
+    p.add_argument("--phrase-guidance", type=float, default=0.0,
+                   help="composable guidance: one guided term per object of a two-object prompt (lesson 10; "
+                   "0 = off, e.g. 1; twice the work for two objects)")
     p = add("img2img", "edit an image toward prompts (lesson 08)", common, sampling)
     p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
     p.add_argument("prompts", nargs="+", help="what the edited image should show")
@@ -113,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RePaint: take each step N times, noising back in between (N x the time; default 1)")
     p = add("evaluate", "measure the text-to-image model: fidelity, CLIP score, Frechet distance", common)
     p.add_argument("--n", type=int, default=64, help="prompts per kind (default 64)")
+    p.add_argument("--phrase-guidance", type=float, default=0.0,
+                   help="composable guidance: one guided term per object of a two-object prompt (lesson 10; "
+                   "0 = off, e.g. 1; twice the work for two objects)")
     p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p = add("tokenizer", "build the tokenizer from the caption grammar", common)

@@ -178,19 +178,22 @@ def _how(args: argparse.Namespace, kwargs: dict) -> str:
     names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral"}
     name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else names[args.sampler]
     steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
-    return f"{name}, {steps} steps, guidance {guidance:g}, seed {args.seed}"
+    phrases = f" + phrases {kwargs['phrase_guidance']:g}" if kwargs.get("phrase_guidance") else ""
+    return f"{name}, {steps} steps, guidance {guidance:g}{phrases}, seed {args.seed}"
 
 
 def generate_command(args: argparse.Namespace) -> Path:
     """``minildm generate``: ``--num-images`` images per prompt, one figure (and ``--save-dir``)."""
     from minildm.pipelines import TextToImagePipeline
+    from minildm.pipelines.composable import check_phrase_scale
     from minildm.utils import check_positive_int
 
     check_positive_int("--num-images", args.num_images)
+    check_phrase_scale(args.phrase_guidance)
     output = _check_sampling_args(args)
     pipe = _load_pipeline(TextToImagePipeline, args)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
-    kwargs = _sampling_kwargs(args)
+    kwargs = dict(_sampling_kwargs(args), phrase_guidance=args.phrase_guidance)
     images = pipe(batch, **kwargs)
     titles = [p or "(empty prompt)" for p in batch]
     return _write_results(images, titles, output, args.save_dir, _how(args, kwargs))
@@ -236,12 +239,14 @@ def evaluate_command(args: argparse.Namespace) -> str:
     """``minildm evaluate``: the shipped (or ``--checkpoint``) model measured on ``--n`` prompts per kind."""
     from minildm.metrics.evaluation import evaluate, format_report
     from minildm.pipelines import TextToImagePipeline
+    from minildm.pipelines.composable import check_phrase_scale
     from minildm.utils import check_positive_int, check_seed
 
     check_positive_int("--n", args.n)
     check_seed(args.seed, "--seed")
+    check_phrase_scale(args.phrase_guidance)
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
-    return format_report(evaluate(pipe, n=args.n, seed=args.seed))
+    return format_report(evaluate(pipe, n=args.n, seed=args.seed, phrase_guidance=args.phrase_guidance))
 
 
 def tokenizer_command(output: Path | None) -> None:

@@ -167,6 +167,8 @@ CLI_CASES = [
     # on the CPU: a GPU's kernels may saturate where the CPU's overflow (the message is the point here)
     (["generate", "a red circle", "--guidance", "1e30", "--device", "cpu"], "the sampled latents"),
     (["generate", "a red circle", "--steps", "0"], "--steps must be a positive int"),
+    (["generate", "a red circle", "--phrase-guidance", "-1"], "phrase_guidance must be >= 0 and finite"),
+    (["evaluate", "--phrase-guidance", "nan"], "phrase_guidance must be >= 0 and finite"),
     (["generate", "a red circle", "--sampler", "ddpm", "--eta", "0.5"], "--eta is DDIM's noise level"),
     (["generate", "a red circle", "-o", "{tmp}"], "is a folder; name an image file"),
     (["generate", "a red circle", "-o", "{tmp}/file/x.png"], "'{tmp}/file' is a file, not a folder"),

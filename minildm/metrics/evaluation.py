@@ -174,6 +174,7 @@ def evaluate(
     batch_size: int = 64,
     clip: CLIPModel | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
+    phrase_guidance: float = 0.0,
 ) -> dict:
     """Evaluate a text-to-image pipeline on ``n`` prompts of each kind (``4 n`` images): prompt
     fidelity per kind and attribute with Wilson intervals, CLIP score, Frechet distance (see the
@@ -197,6 +198,8 @@ def evaluate(
         tokenizer = load_tokenizer()
     prompts, labels = evaluation_prompts(n, seed)
     kwargs = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    if phrase_guidance:  # composable guidance (lesson 10); only pipelines that have it take it
+        kwargs["phrase_guidance"] = phrase_guidance
     images = generate(pipe, prompts, seed, batch_size, **kwargs)
     result = {
         "n": n,
@@ -204,6 +207,7 @@ def evaluate(
         "sampler": type(getattr(pipe, "scheduler", None)).__name__.removesuffix("Scheduler"),
         "num_inference_steps": num_inference_steps,
         "guidance_scale": float(guidance_scale),
+        "phrase_guidance": float(phrase_guidance),
     }
     result.update(evaluate_images(images, prompts, labels, clip, tokenizer, seed))
     return result
@@ -217,7 +221,8 @@ def format_report(result: dict) -> str:
     """The table :func:`evaluate`'s result prints as (the ``minildm evaluate`` command's output)."""
     lines = [
         f"minildm evaluate: {result['n']} prompts per kind, seed {result['seed']}, "
-        f"{result['sampler']} {result['num_inference_steps']} steps, guidance {result['guidance_scale']:g}",
+        f"{result['sampler']} {result['num_inference_steps']} steps, guidance {result['guidance_scale']:g}"
+        + (f" + phrase guidance {result['phrase_guidance']:g}" if result.get("phrase_guidance") else ""),
         "",
         "prompt fidelity (the shapes-world judge; 95% Wilson interval)",
         f"{'kind':<12} {'n':>4} {'passed':>6} {'rate':>6}  {'95% interval':<15}  "
