@@ -16,22 +16,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from minildm.data.captions import parse_caption
-from minildm.metrics.composition import FAILURE_TYPES, failure_table
+from minildm.metrics.composition import FAILURE_TYPES, composition_prompts, failure_table
 from minildm.metrics.evaluation import generate
 from minildm.metrics.judge import judge
-from minildm.metrics.prompts import prompt_set
 from minildm.metrics.stats import wilson_interval
 from minildm.pipelines import TextToImagePipeline
 from minildm.utils import to_uint8
-
-
-def prompt_kinds(n: int, seed: int) -> dict[str, list[str]]:
-    """``n`` prompts of each kind (held-out prompts split by their number of objects)."""
-    heldout = prompt_set("heldout", 4 * n, seed=seed)
-    by_count = {k: [p for p in heldout if parse_caption(p).kind == k][:n] for k in ("one", "two")}
-    return {"one": prompt_set("one", n, seed=seed), "two": prompt_set("two", n, seed=seed),
-            "heldout one": by_count["one"], "heldout two": by_count["two"]}
 
 
 def main() -> None:
@@ -42,7 +32,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args()
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint)
-    kinds = prompt_kinds(args.n, args.seed)
+    kinds = composition_prompts(args.n, args.seed)
     prompts = [p for ps in kinds.values() for p in ps]
     print(f"{len(prompts)} prompts ({', '.join(f'{k}: {len(v)}' for k, v in kinds.items())}), "
           f"DDIM 25 steps, guidance 3, seed {args.seed}")

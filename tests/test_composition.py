@@ -84,3 +84,27 @@ def test_composable_guidance_is_the_sum_of_guided_terms():
 def test_a_bad_phrase_scale_is_refused(bad):
     with pytest.raises(ValueError, match="phrase_guidance must be"):
         check_phrase_scale(bad)
+
+
+def test_composition_prompts_are_fixed_and_of_their_kind():
+    from minildm.data.captions import parse_caption
+    from minildm.metrics.composition import COMPOSITION_KINDS, composition_prompts
+
+    kinds = composition_prompts(12, seed=3)
+    assert list(kinds) == list(COMPOSITION_KINDS) and all(len(v) == 12 for v in kinds.values())
+    assert kinds == composition_prompts(12, seed=3)
+    for kind, prompts in kinds.items():
+        for p in prompts:
+            spec = parse_caption(p)
+            assert spec.kind == kind.split()[-1] and spec.is_heldout == kind.startswith("heldout"), (kind, p)
+
+
+def test_heldout_pair_rates_split_by_pair_and_count():
+    from minildm.metrics.composition import heldout_pair_rates
+
+    alone = verdict_for("a yellow circle", [obj("yellow", "circle")])
+    beside = verdict_for("a yellow circle to the left of a red square",
+                         [obj("yellow", "circle", 8), obj("yellow", "square", 24)])
+    rows = heldout_pair_rates([alone, beside])
+    assert rows[("yellow", "circle")] == {"alone": 1.0, "n alone": 1, "in two": 0.0, "n in two": 1}
+    assert rows[("magenta", "square")]["n alone"] == 0

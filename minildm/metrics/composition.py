@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from minildm.data.captions import parse_caption
+from minildm.data.captions import HELDOUT_PAIRS, parse_caption
 from minildm.metrics.judge import OFF_PALETTE, Judgement
+from minildm.metrics.prompts import prompt_set
 from minildm.metrics.stats import wilson_interval
+
+#: the report rows of a composition measurement
+COMPOSITION_KINDS = ("one", "two", "heldout one", "heldout two")
 
 FAILURE_TYPES = (
     "wrong count", "off-palette colour", "colour leak", "attribute swap", "wrong shape", "wrong colour",
@@ -66,3 +70,30 @@ def failure_table(verdicts: list[Judgement]) -> dict[str, dict]:
         table[name] = {"n": n, "count": counts.get(key, 0), "rate": counts.get(key, 0) / max(n, 1),
                        "low": low, "high": high}
     return table
+
+
+def composition_prompts(n: int, seed: int = 0) -> dict[str, list[str]]:
+    """``n`` prompts of each of :data:`COMPOSITION_KINDS`: one object, two objects (seen pairs), and
+    held-out prompts (a colour-shape pair never seen in training) split by their number of objects;
+    the fixed seeded sets of :mod:`minildm.metrics.prompts`."""
+    heldout = prompt_set("heldout", 4 * n, seed=seed)
+    by_count = {k: [p for p in heldout if parse_caption(p).kind == k][:n] for k in ("one", "two")}
+    return {"one": prompt_set("one", n, seed=seed), "two": prompt_set("two", n, seed=seed),
+            "heldout one": by_count["one"], "heldout two": by_count["two"]}
+
+
+def heldout_pair_rates(verdicts: list[Judgement]) -> dict[tuple[str, str], dict[str, float]]:
+    """For each held-out pair: ``{"alone": rate, "in two": rate, "n alone": n, "n in two": n}``, the pass
+    rate of the one-object prompts that name it and of the two-object prompts that contain it."""
+    rows = {}
+    for pair in sorted(HELDOUT_PAIRS):
+        groups = {"alone": [], "in two": []}
+        for v in verdicts:
+            spec = parse_caption(v.caption)
+            if pair in {o.pair for o in spec.objects}:
+                groups["alone" if spec.kind == "one" else "in two"].append(v.ok)
+        rows[pair] = {}
+        for name, oks in groups.items():
+            rows[pair][name] = sum(oks) / len(oks) if oks else float("nan")
+            rows[pair][f"n {name}"] = len(oks)
+    return rows
