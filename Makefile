@@ -58,6 +58,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/text_to_image.py
 	$(PY) bench/ddim.py
 	$(PY) bench/img2img.py
+	$(PY) bench/composition.py
 	$(PY) bench/solvers.py
 	$(PY) bench/train_speed.py
 

@@ -1,10 +1,11 @@
 """Lesson 10's measurement: prompt fidelity by kind and the failure types of two-object prompts, for
 classifier-free guidance alone and with composable guidance (one term per object phrase).
 
-    python bench/composition.py [--n 64] [--seed 0] [--scales 0,1,2] [--checkpoint DIR]
+    python bench/composition.py [--n 64] [--seed 0] [--configs 3/0,3/0.25,...] [--checkpoint DIR]
 
-For each phrase scale (0 = plain guidance) it samples, with DDIM 25 steps and guidance 3 (the
-pipeline's defaults), ``n`` prompts of each kind: one object, two objects (seen colour-shape pairs),
+For each configuration GUIDANCE/PHRASES (guidance scale of the whole prompt / phrase scale, 0 = plain
+guidance; default 3/0, 3/0.25, 2.5/0.25, 2/0.5, 3/1, 3/2) it samples with DDIM 25 steps ``n`` prompts
+of each kind: one object, two objects (seen colour-shape pairs),
 held-out one object and held-out two objects (a pair never seen in training), all from the fixed
 seeded prompt sets of ``minildm.metrics.prompts``; the same prompts and seeds for every scale. It
 prints each kind's pass rate with its 95% Wilson interval, the failure types (``minildm.metrics.
@@ -28,20 +29,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scales", default="0,1,2", help="phrase guidance scales, comma-separated")
+    parser.add_argument("--configs", default="3/0,3/0.25,2.5/0.25,2/0.5,3/1,3/2",
+                        help="GUIDANCE/PHRASES pairs, comma-separated")
     parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args()
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint)
     kinds = composition_prompts(args.n, args.seed)
     prompts = [p for ps in kinds.values() for p in ps]
     print(f"{len(prompts)} prompts ({', '.join(f'{k}: {len(v)}' for k, v in kinds.items())}), "
-          f"DDIM 25 steps, guidance 3, seed {args.seed}")
-    for scale in (float(s) for s in args.scales.split(",")):
+          f"DDIM 25 steps, seed {args.seed}")
+    for config in args.configs.split(","):
+        guidance, scale = (float(v) for v in config.split("/"))
         start = time.perf_counter()
-        images = generate(pipe, prompts, args.seed, phrase_guidance=scale)
+        images = generate(pipe, prompts, args.seed, guidance_scale=guidance, phrase_guidance=scale)
         per_image = (time.perf_counter() - start) / len(prompts)
         verdicts = [judge(img, p) for img, p in zip(to_uint8(images), prompts)]
-        print(f"\nphrase guidance {scale:g}: {per_image * 1000:.0f} ms per image")
+        print(f"\nguidance {guidance:g}, phrase guidance {scale:g}: {per_image * 1000:.0f} ms per image")
         at = 0
         two_verdicts = []
         for kind, ps in kinds.items():

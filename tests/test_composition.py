@@ -12,8 +12,8 @@ from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale,
 from minildm.utils import to_uint8
 
 
-def obj(colour, shape, cx=8.0, cy=16.0):
-    return DetectedObject(colour, shape, "small", None, cx, cy, 8.0, 40)
+def obj(colour, shape, cx=8.0, cy=16.0, hue=float("nan")):
+    return DetectedObject(colour, shape, "small", None, cx, cy, 8.0, 40, hue)
 
 
 def verdict_for(caption, objects):
@@ -33,7 +33,8 @@ TWO = "a magenta circle to the left of a yellow square"
 @pytest.mark.parametrize("objects, expected", [
     ([obj("magenta", "circle", 8), obj("yellow", "square", 24)], None),
     ([obj("magenta", "circle", 8)], "wrong count"),
-    ([obj("magenta", "circle", 8), obj("off", "square", 24)], "off-palette colour"),
+    ([obj("magenta", "circle", 8), obj("off", "square", 24, hue=30.0)], "colour blend"),  # salmon-orange
+    ([obj("magenta", "circle", 8), obj("off", "square", 24, hue=150.0)], "off-palette colour"),  # mint
     ([obj("magenta", "circle", 8), obj("magenta", "square", 24)], "colour leak"),
     ([obj("magenta", "square", 8), obj("yellow", "circle", 24)], "attribute swap"),
     ([obj("magenta", "circle", 8), obj("yellow", "circle", 24)], "wrong shape"),
@@ -108,3 +109,23 @@ def test_heldout_pair_rates_split_by_pair_and_count():
     rows = heldout_pair_rates([alone, beside])
     assert rows[("yellow", "circle")] == {"alone": 1.0, "n alone": 1, "in two": 0.0, "n in two": 1}
     assert rows[("magenta", "square")]["n alone"] == 0
+
+
+def test_hue_between_takes_the_shorter_arc():
+    from minildm.metrics.composition import PALETTE_HUES, hue_between
+
+    assert round(PALETTE_HUES["magenta"]) == 300 and round(PALETTE_HUES["yellow"]) == 53
+    assert hue_between(30.0, 300.0, 60.0) and hue_between(330.0, 60.0, 300.0)  # through red, either order
+    assert not hue_between(180.0, 300.0, 60.0)
+
+
+def test_the_judge_reports_each_objects_hue():
+    data = ShapesDataset(6, seed=2, two_object_fraction=0.0, omit_prob=0.0)
+    from minildm.data.captions import parse_caption
+    from minildm.metrics.composition import PALETTE_HUES
+    from minildm.metrics.judge import detect_objects, hue_distance_degrees
+
+    for image, caption in zip(to_uint8(data.tensors()), data.captions):
+        (found,) = detect_objects(image)
+        named = parse_caption(caption).objects[0].colour
+        assert hue_distance_degrees(found.hue / 360, PALETTE_HUES[named] / 360) < 5, (caption, found.hue)

@@ -5,6 +5,8 @@ The types, checked in this order (the first that applies names the failure):
 
 - ``wrong count``: not as many objects as the caption names (two merged into one, one missing, a
   speck of a third);
+- ``colour blend``: in a two-object scene, an object's colour is off the palette with a hue *between*
+  the two named colours' hues (salmon for magenta and yellow): the two colour words mixed;
 - ``off-palette colour``: an object's colour is none of the palette's (orange, violet, mint, ...);
 - ``colour leak``: two objects of *different* named colours drawn in one of them (the "magenta circle
   to the right of a yellow circle" drawn as two magenta circles): one colour word took both objects;
@@ -17,9 +19,10 @@ The types, checked in this order (the first that applies names the failure):
 
 from __future__ import annotations
 
+import colorsys
 from collections import Counter
 
-from minildm.data.captions import HELDOUT_PAIRS, parse_caption
+from minildm.data.captions import COLOURS, HELDOUT_PAIRS, parse_caption
 from minildm.metrics.judge import OFF_PALETTE, Judgement
 from minildm.metrics.prompts import prompt_set
 from minildm.metrics.stats import wilson_interval
@@ -28,9 +31,22 @@ from minildm.metrics.stats import wilson_interval
 COMPOSITION_KINDS = ("one", "two", "heldout one", "heldout two")
 
 FAILURE_TYPES = (
-    "wrong count", "off-palette colour", "colour leak", "attribute swap", "wrong shape", "wrong colour",
-    "wrong relation", "wrong size", "wrong position",
+    "wrong count", "colour blend", "off-palette colour", "colour leak", "attribute swap", "wrong shape",
+    "wrong colour", "wrong relation", "wrong size", "wrong position",
 )
+
+
+#: each palette colour's hue, in degrees
+PALETTE_HUES = {name: 360.0 * colorsys.rgb_to_hsv(*(v / 255 for v in rgb))[0]
+                for name, rgb in COLOURS.items()}
+
+
+def hue_between(hue: float, a: float, b: float) -> bool:
+    """Whether ``hue`` lies on the shorter arc of the hue circle from ``a`` to ``b`` (degrees)."""
+    span = (b - a) % 360.0
+    if span > 180.0:
+        a, span = b, 360.0 - span
+    return (hue - a) % 360.0 <= span
 
 
 def failure_type(verdict: Judgement) -> str | None:
@@ -41,10 +57,14 @@ def failure_type(verdict: Judgement) -> str | None:
     objects = verdict.objects
     if not verdict.checks.get("count", True):
         return "wrong count"
-    if any(o.colour == OFF_PALETTE for o in objects):
+    off = [o for o in objects if o.colour == OFF_PALETTE]
+    named = [o.colour for o in spec.objects]
+    if off and len(named) == 2 and None not in named and named[0] != named[1]:
+        if any(hue_between(o.hue, PALETTE_HUES[named[0]], PALETTE_HUES[named[1]]) for o in off):
+            return "colour blend"
+    if off:
         return "off-palette colour"
     if len(spec.objects) == 2:
-        named = [o.colour for o in spec.objects]
         drawn = sorted(o.colour for o in objects)
         if None not in named and named[0] != named[1] and drawn[0] == drawn[1] and drawn[0] in named:
             return "colour leak"

@@ -48,6 +48,7 @@ class DetectedObject:
     cy: float
     extent: float
     pixels: int
+    hue: float = float("nan")  # of its mean colour, in degrees [0, 360) (lesson 10 reads blends off it)
 
 
 @dataclass
@@ -198,6 +199,7 @@ def detect_objects(image: np.ndarray) -> list[DetectedObject]:
                 cy=float(cy),
                 extent=extent,
                 pixels=len(members),
+                hue=360.0 * _hue(mean_rgb),
             )
         )
     return sorted(objects, key=lambda o: -o.pixels)
