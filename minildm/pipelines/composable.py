@@ -19,16 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from minildm.data.captions import parse_caption
+from minildm.text.grammar import object_phrases
 
-
-def object_phrases(caption: str) -> list[str]:
-    """The one-object phrase of each object of a two-object caption (``"a yellow circle"``); ``[]``
-    for a one-object caption, whose only phrase is the caption itself."""
-    spec = parse_caption(caption)
-    if len(spec.objects) < 2:
-        return []
-    return [" ".join(["a", *([o.colour] if o.colour else []), o.shape]) for o in spec.objects]
+__all__ = ["ComposableGuidance", "check_phrase_scale", "object_phrases", "phrase_contexts"]
 
 
 def check_phrase_scale(phrase_scale: object) -> float:

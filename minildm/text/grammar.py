@@ -18,6 +18,15 @@ GRAMMAR = (
 )
 
 
+def object_phrases(caption: str) -> list[str]:
+    """The one-object phrase of each object of a two-object caption (``"a yellow circle"``); ``[]``
+    for a one-object caption, whose only phrase is the caption itself (lesson 10's composable guidance)."""
+    spec = parse_caption(caption)
+    if len(spec.objects) < 2:
+        return []
+    return [" ".join(["a", *([o.colour] if o.colour else []), o.shape]) for o in spec.objects]
+
+
 def check_prompts(prompts: list[str]) -> None:
     """Refuse a prompt outside the caption grammar with a ValueError naming the prompt, what is
     wrong, and the grammar. The empty prompt (the unconditional model) is allowed."""
