@@ -80,6 +80,8 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--vae", type=Path, default=None,
                    help="latent_ddpm, text2img: the VAE whose latents to learn "
                    "(default data/checkpoints/vae)")
+    p.add_argument("--two-object-fraction", type=float, default=None,
+                   help="text2img only: the share of two-object training scenes (default 0.5; lesson 10)")
     p.add_argument("--preset", choices=["cpu", "gpu"], default=None,
                    help="the full budget's settings: cpu (the shipped checkpoints') or gpu (larger batches, "
                    "fewer steps); default gpu on CUDA, else cpu ($MINILDM_PRESET)")

@@ -40,6 +40,7 @@ def _train_extras(kind: str, args: argparse.Namespace) -> dict:
         ("--text-encoder", "text_encoder", "text_encoder_path", ("text2img",)),
         ("--backbone", "backbone", "backbone", ("text2img",)),
         ("--vae", "vae", "vae_path", ("latent_ddpm", "text2img")),
+        ("--two-object-fraction", "two_object_fraction", "two_object_fraction", ("text2img",)),
     ):
         value = getattr(args, attribute, None)
         if value is None:

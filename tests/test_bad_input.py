@@ -176,6 +176,10 @@ CLI_CASES = [
     (["demo", "--seed", "-1"], "--seed must be an int"),
     (["train", "pixel", "--data-size", "0", "--run-dir", "{tmp}/r"], "data_size must be a positive int"),
     (["train", "toy2d", "--out", "{tmp}/file"], "--out '{tmp}/file' is a file; it must be a folder"),
+    (["train", "vae", "--two-object-fraction", "0.7", "--run-dir", "{tmp}/r"],
+     "--two-object-fraction applies to 'text2img' only, not 'vae'"),
+    (["train", "text2img", "--two-object-fraction", "1.5", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     r"two_object_fraction must be a number in [0, 1], got 1.5"),
     (["train", "toy2d", "--run-dir", "{tmp}/none", "--resume"], "--resume: no training state in"),
     (["train", "toy2d", "--seed", "-3", "--run-dir", "{tmp}/r"], "seed must be an int"),
 ]

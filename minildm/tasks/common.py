@@ -85,10 +85,20 @@ class DeviceCache:
         return self._copies[str(device)]
 
 
-def data_config(defaults: dict, seed: int, data_size: int | None) -> dict:
-    """The data section of a task's config: ``defaults`` with the seed and, if given, the size."""
+def data_config(
+    defaults: dict, seed: int, data_size: int | None, two_object_fraction: float | None = None
+) -> dict:
+    """The data section of a task's config: ``defaults`` with the seed and, if given, the size and
+    the share of two-object scenes (lesson 10's data lever; recorded, so a resume keeps it)."""
     size = defaults["size"] if data_size is None else check_positive_int("data_size", data_size)
-    return dict(defaults, seed=seed, size=size)
+    config = dict(defaults, seed=seed, size=size)
+    if two_object_fraction is not None:
+        if isinstance(two_object_fraction, bool) or not isinstance(two_object_fraction, (int, float)) or not (
+            0.0 <= two_object_fraction <= 1.0
+        ):
+            raise ValueError(f"two_object_fraction must be a number in [0, 1], got {two_object_fraction!r}")
+        config["two_object_fraction"] = float(two_object_fraction)
+    return config
 
 
 def shapes_dataset(data_cfg: dict) -> ShapesDataset:

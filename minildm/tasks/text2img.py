@@ -80,6 +80,7 @@ def text2img_task(
     text_encoder_path: str | Path | None = None,
     backbone: str = "unet",
     preset: str | None = None,
+    two_object_fraction: float | None = None,
 ) -> Task:
     """The text-conditioned latent DDPM: scaled VAE latents of captioned shapes-world images, the
     frozen text encoder's context, the caption dropped ``CAPTION_DROPOUT`` of the time.
@@ -87,11 +88,12 @@ def text2img_task(
 
     ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
     ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer).
-    ``preset``: see :func:`get_preset`."""
+    ``preset``: see :func:`get_preset`. ``two_object_fraction``: the share of two-object scenes in the
+    training images (default 0.5; lesson 10's data lever)."""
     preset = get_preset(preset)
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    data_cfg = data_config(TEXT2IMG_DATA, seed, data_size)
+    data_cfg = data_config(TEXT2IMG_DATA, seed, data_size, two_object_fraction)
     data = latent_data(data_cfg, vae_path)
     text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
