@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from minildm.checkpoints import load_vae
 from minildm.data import ShapesDataset
 from minildm.metrics import clean_object_report, score
+from minildm.metrics.checkpoint_quality import psnr
 from minildm.nn import UNetConfig, UNetModel
 from minildm.pipelines import LatentDiffusionPipeline
 from minildm.sampling import Sampler
@@ -32,15 +33,6 @@ from minildm.schedulers import DDPMScheduler
 from minildm.tasks import LATENT_SCHEDULER, LATENT_UNET, PIXEL_UNET
 
 IMAGE, LATENT = (3, 32, 32), (4, 8, 8)
-
-
-def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per image, in dB, on [0, 1] pixel values rounded to uint8 as saved images are."""
-    def quantise(x: torch.Tensor) -> torch.Tensor:
-        return ((x.clamp(-1, 1) + 1) * 127.5).round() / 255
-
-    mse = ((quantise(images) - quantise(reference)) ** 2).mean(dim=(1, 2, 3))
-    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
 
 
 def train_step_seconds(config: UNetConfig, shape: tuple[int, ...],

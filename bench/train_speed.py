@@ -20,12 +20,12 @@ from dataclasses import replace
 
 import torch
 
+from minildm.retrain import ORDER  # the tasks in the order make checkpoints trains them
 from minildm.tasks import TASKS
 from minildm.tasks.common import get_preset
 from minildm.training import time_training_steps
 from minildm.utils import get_device
 
-ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img")
 SMALL_DATA = 4096  # speed does not depend on the data's size; building 40,000 images does
 
 

@@ -30,7 +30,6 @@ class World:
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -67,7 +66,7 @@ def current_world() -> World:
     """This process's place in the process group (``World()`` when none is initialised)."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return World(dist.get_rank(), dist.get_world_size())
 
 
 def init_distributed(device: torch.device) -> tuple[World, torch.device]:
@@ -100,13 +99,3 @@ def shutdown_distributed() -> None:
         dist.barrier()
         dist.destroy_process_group()
 
-
-def broadcast_error(failed: bool, world: World) -> bool:
-    """True on every rank if any rank failed (so that all stop together, none waits forever)."""
-    if not world.distributed:
-        return failed
-    flag = torch.tensor([1.0 if failed else 0.0])
-    if dist.get_backend() == "nccl":
-        flag = flag.cuda()
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())

@@ -23,8 +23,9 @@ from minildm.utils import check_positive_int, get_device
 HELD_OUT_SEED = 12345
 
 
-def _psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per image, on [0, 1] pixel values rounded to uint8 (lesson 04's definition)."""
+def psnr(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per image, in dB, on [0, 1] pixel values rounded to uint8 as saved images are (lesson 04's
+    definition; ``bench/latent_diffusion.py`` reports it too)."""
 
     def quantise(x: torch.Tensor) -> torch.Tensor:
         return ((x.clamp(-1, 1) + 1) * 127.5).round() / 255
@@ -61,7 +62,7 @@ def vae_quality(folder: Path, n: int, device: torch.device) -> dict[str, str]:
     recon = torch.cat([vae.decode(vae.encode(x[i : i + 250].to(device)).mode()).cpu()
                        for i in range(0, len(x), 250)]).clamp(-1, 1)
     result = score(recon, held_out.captions)
-    return {"judge": f"{result['score']:.1%}", "PSNR": f"{_psnr(recon, x).mean():.1f} dB", "n": str(n)}
+    return {"judge": f"{result['score']:.1%}", "PSNR": f"{psnr(recon, x).mean():.1f} dB", "n": str(n)}
 
 
 @torch.no_grad()

@@ -19,11 +19,11 @@ The types, checked in this order (the first that applies names the failure):
 
 from __future__ import annotations
 
-import colorsys
 from collections import Counter
 
-from minildm.data.captions import COLOURS, HELDOUT_PAIRS, parse_caption
+from minildm.data.captions import HELDOUT_PAIRS, parse_caption
 from minildm.metrics.judge import OFF_PALETTE, Judgement
+from minildm.metrics.judge import PALETTE_HUE_DEGREES as PALETTE_HUES
 from minildm.metrics.prompts import prompt_set
 from minildm.metrics.stats import wilson_interval
 
@@ -36,9 +36,6 @@ FAILURE_TYPES = (
 )
 
 
-#: each palette colour's hue, in degrees
-PALETTE_HUES = {name: 360.0 * colorsys.rgb_to_hsv(*(v / 255 for v in rgb))[0]
-                for name, rgb in COLOURS.items()}
 
 
 def hue_between(hue: float, a: float, b: float) -> bool:
@@ -59,14 +56,15 @@ def failure_type(verdict: Judgement) -> str | None:
         return "wrong count"
     off = [o for o in objects if o.colour == OFF_PALETTE]
     named = [o.colour for o in spec.objects]
-    if off and len(named) == 2 and None not in named and named[0] != named[1]:
+    two_colours = len(named) == 2 and None not in named and named[0] != named[1]
+    if off and two_colours:
         if any(hue_between(o.hue, PALETTE_HUES[named[0]], PALETTE_HUES[named[1]]) for o in off):
             return "colour blend"
     if off:
         return "off-palette colour"
     if len(spec.objects) == 2:
         drawn = sorted(o.colour for o in objects)
-        if None not in named and named[0] != named[1] and drawn[0] == drawn[1] and drawn[0] in named:
+        if two_colours and drawn[0] == drawn[1] and drawn[0] in named:
             return "colour leak"
         wanted, got = [o.pair for o in spec.objects], [(o.colour, o.shape) for o in objects]
         same_colours = Counter(c for c, _ in got) == Counter(c for c, _ in wanted)

@@ -71,6 +71,8 @@ def _hue(rgb) -> float:
 
 
 _PALETTE_HUES = {name: _hue(rgb) for name, rgb in COLOURS.items()}
+#: each palette colour's hue in degrees, as ``DetectedObject.hue`` reports hues
+PALETTE_HUE_DEGREES = {name: 360.0 * h for name, h in _PALETTE_HUES.items()}
 
 
 def hue_distance_degrees(h1: float, h2: float) -> float:

@@ -25,13 +25,9 @@ from minildm.utils import BUDGETS, check_positive_int, get_device
 from minildm.vae import AutoencoderKL
 
 #: The training presets: "cpu" (the shipped checkpoints' settings) and "gpu" (the full budget on a
-#: CUDA GPU: larger batches, fewer steps, at least as many images seen; see ``GPU_PRESET_RULE``).
+#: CUDA GPU: larger batches, fewer steps, at least as many images seen, the learning rate scaled by
+#: at most the square root of the batch ratio; each task's budgets say how they were derived).
 PRESETS = ("cpu", "gpu")
-#: How a task's "gpu" preset is derived from its "full" one (written beside each task's budgets).
-GPU_PRESET_RULE = (
-    "batch x k, steps / k' with k' < k (more images seen than on the CPU), learning rate x sqrt(k) "
-    "at most, fewer warm-up steps"
-)
 
 
 @dataclass
@@ -92,13 +88,12 @@ def data_config(
     the share of two-object scenes (lesson 10's data lever; recorded, so a resume keeps it)."""
     size = defaults["size"] if data_size is None else check_positive_int("data_size", data_size)
     config = dict(defaults, seed=seed, size=size)
-    if two_object_fraction is not None:
-        if isinstance(two_object_fraction, bool) or not isinstance(two_object_fraction, (int, float)) or not (
-            0.0 <= two_object_fraction <= 1.0
-        ):
-            raise ValueError(f"two_object_fraction must be a number in [0, 1], got {two_object_fraction!r}")
-        config["two_object_fraction"] = float(two_object_fraction)
-    return config
+    if two_object_fraction is None:
+        return config
+    is_number = isinstance(two_object_fraction, (int, float)) and not isinstance(two_object_fraction, bool)
+    if not is_number or not 0.0 <= two_object_fraction <= 1.0:
+        raise ValueError(f"two_object_fraction must be a number in [0, 1], got {two_object_fraction!r}")
+    return dict(config, two_object_fraction=float(two_object_fraction))
 
 
 def shapes_dataset(data_cfg: dict) -> ShapesDataset:
@@ -147,6 +142,17 @@ def latent_data(data_cfg: dict, vae_path: str | Path | None) -> LatentData:
     dataset = shapes_dataset(data_cfg)
     mean, std = encode_dataset(vae, dataset.tensors())
     return LatentData(dataset, mean, std, vae_config["scale_factor"], vae_config)
+
+
+def row_sampler(data: torch.Tensor):
+    """``draw(idx, generator)``: the examples ``idx`` of ``data`` (points, images), on the device the
+    step's generator draws on (lessons 02-03)."""
+    data = DeviceCache(data)
+
+    def draw(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return data.on(generator.device)[idx]
+
+    return draw
 
 
 def posterior_sampler(mean: torch.Tensor, std: torch.Tensor, scale: float):

@@ -7,11 +7,11 @@ import torch
 from minildm.nn import UNetConfig, UNetModel
 from minildm.schedulers import DDPMScheduler
 from minildm.tasks.common import (
-    DeviceCache,
     Task,
     data_config,
     diffusion_loss_fn,
     get_preset,
+    row_sampler,
     shapes_dataset,
     train_config,
 )
@@ -63,6 +63,5 @@ def pixel_ddpm_task(
     }
     cfg = train_config(PIXEL_BUDGETS, budget, seed, preset)
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    data = DeviceCache(images)
-    loss = diffusion_loss_fn(len(images), lambda idx, generator: data.on(generator.device)[idx], scheduler)
+    loss = diffusion_loss_fn(len(images), row_sampler(images), scheduler)
     return Task("pixel_ddpm", UNetModel(PIXEL_UNET), loss, config, cfg)

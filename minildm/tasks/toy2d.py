@@ -7,7 +7,7 @@ import torch
 from minildm.data import two_peaks
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.schedulers import DDPMScheduler
-from minildm.tasks.common import DeviceCache, Task, diffusion_loss_fn, get_preset, train_config
+from minildm.tasks.common import Task, diffusion_loss_fn, get_preset, row_sampler, train_config
 from minildm.training import TrainConfig
 
 TOY2D_SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False)
@@ -34,6 +34,5 @@ def toy2d_task(budget: str = "quick", seed: int = 0, preset: str | None = None) 
     }
     cfg = train_config(TOY2D_BUDGETS, budget, seed, preset)
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    data = DeviceCache(points)
-    loss = diffusion_loss_fn(len(points), lambda idx, generator: data.on(generator.device)[idx], scheduler)
+    loss = diffusion_loss_fn(len(points), row_sampler(points), scheduler)
     return Task("toy2d", MLPDenoiser(mlp), loss, config, cfg)

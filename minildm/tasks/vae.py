@@ -44,13 +44,13 @@ def vae_task(
     ) -> torch.Tensor:
         device, on = next(model.parameters()).device, generator.device
         x = data.on(on)[torch.randint(len(images), (batch_size,), generator=generator, device=on)]
-        if shard is None:
-            reconstruction, posterior = model(x.to(device), sample_posterior=True, generator=generator)
-        else:  # the global batch's posterior noise (the same draw as above), this rank's part of it
-            eps = torch.randn((batch_size, *VAE_CONFIG.latent_shape()), generator=generator, device=on)
-            x = x[shard].to(device)
-            reconstruction, posterior = model(x, sample_posterior=True, noise=eps[shard].to(device))
-        return vae_loss(reconstruction, x.to(device), posterior, kl_weight=VAE_KL_WEIGHT, with_logs=False)[0]
+        # the posterior noise of the whole global batch (the draw posterior.sample would make), then
+        # this rank's part of the batch and of its noise (all of it in one process)
+        eps = torch.randn((batch_size, *VAE_CONFIG.latent_shape()), generator=generator, device=on)
+        part = slice(None) if shard is None else shard
+        x = x[part].to(device)
+        reconstruction, posterior = model(x, sample_posterior=True, noise=eps[part])
+        return vae_loss(reconstruction, x, posterior, kl_weight=VAE_KL_WEIGHT, with_logs=False)[0]
 
     def finalize(model: torch.nn.Module) -> dict:
         # SD's 0.18215 was estimated the same way: 1 / std of the latents of training images

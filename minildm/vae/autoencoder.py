@@ -309,13 +309,5 @@ class AutoencoderKL(nn.Module):
         """Encode, sample z (or take the mode), decode: returns ``(reconstruction, posterior)``.
         ``noise``: the eps of z = mean + std * eps, drawn beforehand (else from ``generator``)."""
         posterior = self.encode(x)
-        if sample_posterior and noise is not None:
-            if noise.shape != posterior.mean.shape:
-                raise ValueError(
-                    f"noise must have the latent's shape {tuple(posterior.mean.shape)}, "
-                    f"got {tuple(noise.shape)}"
-                )
-            z = posterior.mean + posterior.std * noise.to(posterior.mean)
-        else:
-            z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        z = posterior.sample(generator, noise) if sample_posterior else posterior.mode()
         return self.decode(z), posterior

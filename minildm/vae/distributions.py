@@ -30,16 +30,24 @@ class DiagonalGaussianDistribution:
         self.std = torch.exp(0.5 * self.logvar)  # sigma = exp(log sigma^2 / 2)
         self.var = torch.exp(self.logvar)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """z = mean + std * eps, eps ~ N(0, I): the reparameterisation trick.
 
         The randomness sits in eps, which does not depend on the parameters, so gradients flow
         through ``mean`` and ``std`` to the encoder. eps is drawn on the generator's device (the
-        CPU by default) and then moved, so a seed gives the same latent on every device.
+        CPU by default) and then moved, so a seed gives the same latent on every device; or it is
+        ``noise``, drawn beforehand (a data-parallel rank's part of the global batch's noise).
         """
-        device = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn(self.mean.shape, generator=generator, device=device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps.to(self.mean.device)
+        if noise is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+            noise = torch.randn(self.mean.shape, generator=generator, device=device, dtype=self.mean.dtype)
+        elif noise.shape != self.mean.shape:
+            raise ValueError(
+                f"noise must have the latent's shape {tuple(self.mean.shape)}, got {tuple(noise.shape)}"
+            )
+        return self.mean + self.std * noise.to(self.mean)
 
     def mode(self) -> torch.Tensor:
         """The most likely z: the mean (a deterministic encoder, i.e. a plain autoencoder)."""
