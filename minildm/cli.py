@@ -22,9 +22,10 @@ from pathlib import Path
 
 # the names ``train`` knows (minildm.tasks.TASKS and ALIASES), repeated here so that ``--help``
 # does not have to import torch; tests/test_cli.py checks that the two agree
-TRAIN_KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img")
+TRAIN_KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img", "lcm")
 TRAIN_ALIASES = {"pixel": "pixel_ddpm", "latent": "latent_ddpm"}
-SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler_a")  # minildm.schedulers.SCHEDULERS (a test checks)
+# minildm.schedulers.SCHEDULERS (a test checks)
+SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler_a", "lcm")
 DEFAULT_STRENGTH = 0.8  # minildm.pipelines.DEFAULT_STRENGTH (tests/test_cli.py checks they agree)
 
 
@@ -44,7 +45,8 @@ def _sampling() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (>= 1)")
     p.add_argument(
         "--sampler", choices=SAMPLER_NAMES, default=None,
-        help="reverse process: ddim (default), ddpm, dpm++ (DPM-Solver++ 2M), euler, euler_a (ancestral)",
+        help="reverse process: ddim (default), ddpm, dpm++ (DPM-Solver++ 2M), euler, euler_a (ancestral), "
+        "lcm (a distilled student's, its default)",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's noise: 0 deterministic, 1 DDPM-like")
     p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
@@ -59,7 +61,7 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=[*TRAIN_KINDS, *TRAIN_ALIASES],
                    help="toy2d: lesson 02's MLP; pixel_ddpm (pixel): lesson 03's U-Net; vae: lesson 04; "
                    "latent_ddpm (latent): lesson 05's DDPM; clip, text2img: lesson 06's text encoder and "
-                   "text-conditioned U-Net")
+                   "text-conditioned U-Net; lcm: lesson 11's few-step student distilled from text2img")
     p.add_argument("--budget", choices=["quick", "full"], default=None,
                    help="training preset (default: $MINILDM_BUDGET, else full with CUDA, quick without)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
@@ -73,13 +75,15 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh even though --run-dir holds a training state (it is replaced)")
     p.add_argument("--text-encoder", type=Path, default=None,
-                   help="text2img only: the text encoder to condition on (default "
+                   help="text2img, lcm: the text encoder to condition on (default "
                    "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
     p.add_argument("--backbone", choices=["unet", "dit"], default=None,
                    help="text2img only: the U-Net (default) or lesson 11's DiT transformer")
     p.add_argument("--vae", type=Path, default=None,
-                   help="latent_ddpm, text2img: the VAE whose latents to learn "
+                   help="latent_ddpm, text2img, lcm: the VAE whose latents to learn "
                    "(default data/checkpoints/vae)")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="lcm only: the text2img checkpoint to distil (default data/checkpoints/text2img)")
     p.add_argument("--two-object-fraction", type=float, default=None,
                    help="text2img only: the share of two-object training scenes (default 0.5; lesson 10)")
     p.add_argument("--preset", choices=["cpu", "gpu"], default=None,

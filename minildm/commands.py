@@ -37,9 +37,10 @@ def _train_extras(kind: str, args: argparse.Namespace) -> dict:
     if extra and kind == "toy2d":
         raise ValueError("--data-size applies to the image tasks (pixel_ddpm, vae, ...), not 'toy2d'")
     for flag, attribute, name, kinds in (
-        ("--text-encoder", "text_encoder", "text_encoder_path", ("text2img",)),
+        ("--text-encoder", "text_encoder", "text_encoder_path", ("text2img", "lcm")),
         ("--backbone", "backbone", "backbone", ("text2img",)),
-        ("--vae", "vae", "vae_path", ("latent_ddpm", "text2img")),
+        ("--vae", "vae", "vae_path", ("latent_ddpm", "text2img", "lcm")),
+        ("--teacher", "teacher", "teacher", ("lcm",)),
         ("--two-object-fraction", "two_object_fraction", "two_object_fraction", ("text2img",)),
     ):
         value = getattr(args, attribute, None)
@@ -135,23 +136,25 @@ def _check_sampling_args(args: argparse.Namespace) -> Path:
 
 def _load_pipeline(cls, args: argparse.Namespace):
     """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler."""
-    from minildm.pipelines import DEFAULT_SAMPLER
     from minildm.schedulers import SCHEDULERS
 
     pipe = cls.from_pretrained(args.checkpoint, device=args.device)
     pipe.strict = not args.no_strict
-    pipe.scheduler = SCHEDULERS[args.sampler or DEFAULT_SAMPLER].from_config(pipe.scheduler.config)
+    if args.sampler is not None:
+        pipe.scheduler = SCHEDULERS[args.sampler].from_config(pipe.scheduler.config)
+    args.sampler = args.sampler or pipe.default_sampler
     return pipe
 
 
-def _sampling_kwargs(args: argparse.Namespace) -> dict:
-    from minildm.pipelines import DEFAULT_GUIDANCE, DEFAULT_STEPS
-
-    return dict(
-        num_inference_steps=DEFAULT_STEPS if args.steps is None else args.steps,
-        guidance_scale=DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
+def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
+    """Steps and guidance as given, else the pipeline's defaults (a distilled student has its own)."""
+    kwargs = dict(
+        num_inference_steps=pipe.default_steps if args.steps is None else args.steps,
+        guidance_scale=pipe.default_guidance if args.guidance is None else args.guidance,
         seed=args.seed, progress=False, eta=args.eta,
     )
+    pipe.check_sampling(kwargs["num_inference_steps"], kwargs["guidance_scale"])
+    return kwargs
 
 
 def _write_results(
@@ -176,7 +179,8 @@ def _write_results(
 
 
 def _how(args: argparse.Namespace, kwargs: dict) -> str:
-    names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral"}
+    names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral",
+             "lcm": "LCM (distilled student)"}
     name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else names[args.sampler]
     steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
     phrases = f" + phrases {kwargs['phrase_guidance']:g}" if kwargs.get("phrase_guidance") else ""
@@ -194,7 +198,7 @@ def generate_command(args: argparse.Namespace) -> Path:
     output = _check_sampling_args(args)
     pipe = _load_pipeline(TextToImagePipeline, args)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
-    kwargs = dict(_sampling_kwargs(args), phrase_guidance=args.phrase_guidance)
+    kwargs = dict(_sampling_kwargs(args, pipe), phrase_guidance=args.phrase_guidance)
     images = pipe(batch, **kwargs)
     titles = [p or "(empty prompt)" for p in batch]
     return _write_results(images, titles, output, args.save_dir, _how(args, kwargs))
@@ -221,7 +225,7 @@ def edit_command(args: argparse.Namespace) -> Path:
     pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
     size = pipe.vae.config.image_size
     image = load_image(args.image, size)
-    kwargs = _sampling_kwargs(args)
+    kwargs = _sampling_kwargs(args, pipe)
     if inpaint:
         mask = load_mask(args.mask, size)
         images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
@@ -247,7 +251,9 @@ def evaluate_command(args: argparse.Namespace) -> str:
     check_seed(args.seed, "--seed")
     check_phrase_scale(args.phrase_guidance)
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
-    return format_report(evaluate(pipe, n=args.n, seed=args.seed, phrase_guidance=args.phrase_guidance))
+    report = evaluate(pipe, n=args.n, seed=args.seed, phrase_guidance=args.phrase_guidance,
+                      num_inference_steps=pipe.default_steps, guidance_scale=pipe.default_guidance)
+    return format_report(report)
 
 
 def tokenizer_command(output: Path | None) -> None:

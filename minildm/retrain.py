@@ -3,13 +3,16 @@ with the package's own training command, in the order they depend on each other,
 one's quality beside the shipped one's.
 
     python -m minildm.retrain [--out-dir outputs/retrained] [--preset cpu|gpu] [--device D]
-                              [--only KIND ...] [--resume] [--quality-only] [--n N]
+                              [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
 
 Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
-text2img on the new VAE and CLIP. Each run is ``python -m minildm train KIND --budget full ...`` in
-a child process, its output in ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an
-interrupted retrain continues with ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To
-ship the results, copy ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
+text2img on the new VAE and CLIP. With ``--jobs N`` (default 4 on CUDA, 1 elsewhere) up to N runs go at
+once, each starting when those it is trained on have finished: one run of these small models leaves a
+GPU mostly idle (its steps are bound by kernel launches), so several share it well. Each run is
+``python -m minildm train KIND --budget full ...`` in a child process, its output in
+``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
+``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
+``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
 
 On 2 CPU cores the "cpu" preset takes about 2 h 15 min (text2img alone about 80 min); on one
 H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
@@ -45,28 +48,60 @@ def train_argv(
     return argv
 
 
+#: what each kind is trained on (it starts once these, when retrained too, have finished)
+DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip")}
+
+
+def _launch_order(kinds: list[str]) -> list[str]:
+    """``kinds`` in the order to start them: what others wait for first (the VAE and CLIP before
+    text2img, the longest run), then the rest in ``ORDER``."""
+    needed = {dep for kind in kinds for dep in DEPENDS.get(kind, ()) if dep in kinds}
+    return sorted(kinds, key=lambda kind: (kind not in needed, ORDER.index(kind)))
+
+
 def retrain(
-    kinds: list[str], out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
+    kinds: list[str], out: Path, preset: str, device: str | None, resume: bool, budget: str = "full",
+    jobs: int = 1,
 ) -> dict[str, float]:
-    """Run each training command in turn (logs in ``out/logs``); returns the seconds each took.
-    A failed run stops the retrain, naming its log."""
+    """Run each training command (logs in ``out/logs``), at most ``jobs`` at once, each after those it
+    is trained on; returns the seconds each took. A failed run stops the others (``--resume``
+    continues them) and the retrain, naming its log."""
     (out / "logs").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MINILDM_PROGRESS="0")
-    seconds = {}
-    for kind in kinds:
-        log = out / "logs" / f"{kind}.log"
-        argv = train_argv(kind, out, preset, device, resume, budget)
-        now = time.strftime("%H:%M:%S")
-        print(f"[{now}] training {kind}: {' '.join(argv[1:])}  (log: {log})", flush=True)
-        began = time.perf_counter()
-        with open(log, "w") as f:
-            status = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-        seconds[kind] = time.perf_counter() - began
-        if status != 0:
-            tail = log.read_text().strip().splitlines()[-1:] or ["(empty log)"]
-            raise RuntimeError(f"training {kind} failed (exit {status}): {tail[0]}; see {log}")
-        print(f"  done in {seconds[kind]:.0f} s", flush=True)
+    waiting, running, seconds = _launch_order(kinds), {}, {}
+    while waiting or running:
+        for kind in [k for k in waiting if len(running) < jobs and not _blocked(k, waiting, running)]:
+            waiting.remove(kind)
+            running[kind] = _start_run(kind, out, preset, device, resume, budget, env)
+        time.sleep(0.2 if jobs > 1 else 0.0)
+        for kind, (process, began, log) in list(running.items()):
+            status = process.wait() if jobs == 1 else process.poll()
+            if status is None:
+                continue
+            del running[kind]
+            seconds[kind] = time.perf_counter() - began
+            if status != 0:
+                for other, *_ in running.values():
+                    other.terminate()
+                tail = log.read_text().strip().splitlines()[-1:] or ["(empty log)"]
+                raise RuntimeError(f"training {kind} failed (exit {status}): {tail[0]}; see {log}")
+            print(f"  {kind} done in {seconds[kind]:.0f} s", flush=True)
     return seconds
+
+
+def _blocked(kind: str, waiting: list[str], running: dict) -> bool:
+    return any(dep in waiting or dep in running for dep in DEPENDS.get(kind, ()))
+
+
+def _start_run(kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str,
+               env: dict) -> tuple[subprocess.Popen, float, Path]:
+    log = out / "logs" / f"{kind}.log"
+    argv = train_argv(kind, out, preset, device, resume, budget)
+    now = time.strftime("%H:%M:%S")
+    print(f"[{now}] training {kind}: {' '.join(argv[1:])}  (log: {log})", flush=True)
+    with open(log, "w") as f:  # the child keeps its own handle
+        process = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
+    return process, time.perf_counter(), log
 
 
 def quality_table(kinds: list[str], out: Path, device: str | None, n: int | None) -> str:
@@ -94,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the runs an interruption left")
     parser.add_argument("--quality-only", action="store_true", help="skip training; print the table")
     parser.add_argument("--n", type=int, default=None, help="samples per quality figure (default per kind)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trainings at once, each after those it is trained on "
+                             "(default: 4 on CUDA, where one run leaves the GPU mostly idle; else 1)")
     parser.add_argument("--budget", choices=["quick", "full"], default="full",
                         help="full (default); quick trains a few steps, to try the pipeline")
     args = parser.parse_args(argv)
@@ -103,11 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     device = get_device(args.device)  # a device this machine lacks is refused before any work
     preset = get_preset(args.preset, device)
     kinds = [k for k in ORDER if args.only is None or k in args.only]
+    jobs = args.jobs if args.jobs is not None else (4 if device.type == "cuda" else 1)
+    if jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {jobs}")
     began = time.perf_counter()
     if not args.quality_only:
-        seconds = retrain(kinds, args.out_dir, preset, args.device, args.resume, args.budget)
-        total = sum(seconds.values())
-        print(f"\nretrained {len(kinds)} checkpoint(s) on {device} ({preset} preset) in {total:.0f} s: "
+        seconds = retrain(kinds, args.out_dir, preset, args.device, args.resume, args.budget, jobs)
+        total = time.perf_counter() - began
+        print(f"\nretrained {len(kinds)} checkpoint(s) on {device} ({preset} preset, {jobs} at once) "
+              f"in {total:.0f} s: "
               + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()), flush=True)
     print("\n" + quality_table(kinds, args.out_dir, args.device, args.n))
     print(f"\n(all in {time.perf_counter() - began:.0f} s)")

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from minildm.retrain import ORDER, main, train_argv
+from minildm.retrain import ORDER, _launch_order, main, train_argv
 
 
 def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
@@ -27,7 +27,7 @@ def test_retrain_writes_logs_checkpoints_and_the_table(tmp_path, capsys, monkeyp
     out = capsys.readouterr().out
     assert (tmp_path / "checkpoints" / "toy2d" / "model.safetensors").is_file()
     assert "training toy2d" in (tmp_path / "logs" / "toy2d.log").read_text()
-    assert "retrained 1 checkpoint(s) on cpu (cpu preset)" in out
+    assert "retrained 1 checkpoint(s) on cpu (cpu preset, 1 at once)" in out
     row = next(line for line in out.splitlines() if line.startswith("toy2d") and "near a peak" in line)
     assert row.split()[-1] == "200"
 
@@ -36,3 +36,21 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("MINILDM_DEVICE", "cpu")
     with pytest.raises(RuntimeError, match=r"training latent_ddpm failed .* see .*latent_ddpm\.log"):
         main(["--only", "latent_ddpm", "--budget", "quick", "--out-dir", str(tmp_path)])  # no VAE there
+
+
+def test_parallel_runs_start_after_what_they_are_trained_on(tmp_path, capsys, monkeypatch):
+    # what text2img waits for starts first; text2img, the longest, as soon as it can
+    assert _launch_order(list(ORDER)) == ["vae", "clip", "toy2d", "pixel_ddpm", "latent_ddpm", "text2img"]
+    assert _launch_order(["toy2d", "latent_ddpm"]) == ["toy2d", "latent_ddpm"]  # no VAE retrained here
+    monkeypatch.setenv("MINILDM_DEVICE", "cpu")
+    argv = ["--only", "toy2d", "vae", "latent_ddpm", "--budget", "quick", "--jobs", "2",
+            "--out-dir", str(tmp_path), "--n", "8"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    events = [line.split("training ")[1].split(":")[0] if "training " in line else line.split()[0]
+              for line in lines if "training " in line or line.endswith(" s") and " done in " in line]
+    assert events[:2] == ["vae", "toy2d"]  # two at once
+    assert events.index("latent_ddpm") > events.index("vae", 1)  # started after the VAE was done
+    assert (tmp_path / "checkpoints" / "latent_ddpm" / "model.safetensors").is_file()
+    with pytest.raises(SystemExit):
+        main(["--jobs", "0", "--out-dir", str(tmp_path)])

@@ -144,7 +144,9 @@ def test_loss_drops_the_caption_sometimes(trained):
     clip_model = load_pretrained("clip", trained / "clip", device="cpu")[0]  # (the CPU even where CUDA is)
     encoder = TextEncoder.from_clip(clip_model, build_tokenizer())
     empty = encoder([""])[0].cpu()  # the empty prompt's context replaces a dropped caption
-    dropped = (contexts == empty).flatten(1).all(dim=1).float().mean().item()
+    # equal on the CPU; within float error where the task encoded on a GPU (other kernels)
+    same = torch.isclose(contexts, empty, rtol=1e-4, atol=1e-4)
+    dropped = same.flatten(1).all(dim=1).float().mean().item()
     assert 0.03 < dropped < 0.2  # about CAPTION_DROPOUT of 320 examples
 
 

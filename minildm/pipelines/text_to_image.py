@@ -17,6 +17,7 @@ scheduler: ``pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)``
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from minildm.checkpoints import checkpoint_dir, load_pretrained, load_text_encod
 from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, phrase_contexts
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
 from minildm.sampling import check_guidance_scale
-from minildm.schedulers import SCHEDULERS, SchedulerMixin
+from minildm.schedulers import SCHEDULERS, LCMScheduler, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
 from minildm.utils import get_device
 from minildm.vae import AutoencoderKL
@@ -72,6 +73,40 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         self.text_encoder = text_encoder
         #: refuse prompts outside the shapes-world grammar (with a word-level tokenizer, ours)
         self.strict = strict
+        #: a distilled student's settings (lesson 11): guidance folded in, sampled in a few steps
+        self.distillation: dict | None = (config or {}).get("distillation")
+
+    @property
+    def default_steps(self) -> int:
+        """25 DDIM steps; a distilled student's first trained step count above 2 (4)."""
+        return DEFAULT_STEPS if self.distillation is None else max(self.distillation["steps"][:3])
+
+    @property
+    def default_guidance(self) -> float:
+        """3; 1 for a student, whose guidance is in its weights (one network call per step)."""
+        return DEFAULT_GUIDANCE if self.distillation is None else 1.0
+
+    @property
+    def default_sampler(self) -> str:
+        return DEFAULT_SAMPLER if self.distillation is None else "lcm"
+
+    def check_sampling(self, num_inference_steps: int, guidance_scale: float) -> None:
+        """Refuse the LCM sampler on a model that was not distilled for it; warn when a student is
+        sampled with a step count it was not measured at, or guided again."""
+        if isinstance(self.scheduler, LCMScheduler) and self.distillation is None:
+            raise ValueError("the lcm sampler needs a distilled student checkpoint (train lcm); "
+                             "this checkpoint is a plain text2img model: use ddim, dpm++, euler or euler_a")
+        if self.distillation is None:
+            return
+        measured = self.distillation["steps"]
+        if num_inference_steps not in measured and 0 < num_inference_steps <= len(self.scheduler):
+            warnings.warn(f"this student was distilled for {measured} steps; "
+                          f"{num_inference_steps} steps is allowed but unmeasured", stacklevel=3)
+        if guidance_scale != 1.0:
+            folded = self.distillation["guidance_scale"]
+            warnings.warn(f"this student has guidance {folded:g} in its weights; guidance_scale "
+                          f"{guidance_scale:g} guides again (two network calls per step)",
+                          stacklevel=3)
 
     @classmethod
     def from_pretrained(
@@ -103,7 +138,13 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                     "pass text_encoder_path (--text-encoder) to a local copy"
                 )
             text_encoder = TextEncoder.from_pretrained(folder).to(device)
-        scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
+        distillation = config.get("distillation")
+        if distillation is None:
+            scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
+        else:  # a few-step student (lesson 11): its own sampler, on its distillation schedule
+            scheduler = LCMScheduler.from_config(dict(
+                vars(scheduler.config), original_inference_steps=distillation["original_inference_steps"],
+                timestep_scaling=distillation["timestep_scaling"]))
         return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder, config=config)
 
     @torch.no_grad()
@@ -117,8 +158,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
     def __call__(
         self,
         prompts: str | list[str],
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         seed: int = 0,
         progress: bool = True,
         return_latents: bool = False,
@@ -128,11 +169,16 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
         images on every device (the noise is drawn on the CPU).
 
+        ``num_inference_steps`` and ``guidance_scale`` default to :attr:`default_steps` and
+        :attr:`default_guidance` (25 and 3; 4 and 1 for a distilled student).
         The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
         ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0.
         ``phrase_guidance`` > 0 adds composable guidance, one term per object of a two-object
         prompt (:mod:`minildm.pipelines.composable`; lesson 10)."""
         prompts = prompt_list(prompts)
+        num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
+        self.check_sampling(num_inference_steps, guidance_scale)
         # (guidance_scale and eta are checked by Sampler.sample, before the first step)
         return self._generate(
             len(prompts), num_inference_steps, seed, progress, return_latents,

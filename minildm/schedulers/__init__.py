@@ -6,7 +6,8 @@ API and numbers. They know nothing about networks (the loop that calls one is
 - :class:`DDIMScheduler`, :class:`DDIMInverseScheduler`: DDIM and its inversion (lesson 07);
 - :class:`DPMSolverMultistepScheduler`: DPM-Solver++ 2M, a second-order ODE solver (lesson 11);
 - :class:`EulerDiscreteScheduler`, :class:`EulerAncestralDiscreteScheduler`: Karras et al.'s
-  Euler steps in sigma, deterministic and ancestral (lesson 11).
+  Euler steps in sigma, deterministic and ancestral (lesson 11);
+- :class:`LCMScheduler`: multistep consistency sampling of a distilled student (lesson 11).
 
 Swap one for another with diffusers' idiom, keeping the trained schedule:
 ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``.
@@ -17,6 +18,7 @@ from minildm.schedulers.ddim import DDIMInverseScheduler, DDIMScheduler
 from minildm.schedulers.ddpm import VARIANCE_TYPES, DDPMScheduler
 from minildm.schedulers.dpmsolver import DPMSolverMultistepScheduler
 from minildm.schedulers.euler import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
+from minildm.schedulers.lcm import LCMScheduler
 
 #: The schedulers by the names the CLI and the pipelines know them by (``--sampler ddim``).
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -25,6 +27,7 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "dpm++": DPMSolverMultistepScheduler,
     "euler": EulerDiscreteScheduler,
     "euler_a": EulerAncestralDiscreteScheduler,
+    "lcm": LCMScheduler,  # for a distilled student only (lesson 11)
 }
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "DPMSolverMultistepScheduler",
     "EulerAncestralDiscreteScheduler",
     "EulerDiscreteScheduler",
+    "LCMScheduler",
     "SchedulerMixin",
     "SchedulerOutput",
 ]

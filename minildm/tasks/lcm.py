@@ -1,0 +1,170 @@
+r"""Lesson 11's few-step student: latent consistency distillation (Luo et al., 2023) of the
+text-to-image model, with classifier-free guidance folded in.
+
+The teacher's guided probability-flow ODE carries each noisy latent $z_t$ to one clean latent. A
+*consistency function* $f_\theta(z_t, t)$ jumps straight to that end point from anywhere on the
+trajectory, so it must give the same answer at two points of one trajectory. Distillation makes it so
+on the skipping-step schedule $t_n = 20 n - 1$ (``original_inference_steps`` = 50, $k = 20$), at every step:
+
+1. draw a training latent $z_0$, its caption $c$, a step $n$, and $z_{t_{n}} = \sqrt{\bar\alpha}\, z_0 +
+   \sqrt{1 - \bar\alpha}\, \epsilon$ at $t_{n}$;
+2. the **teacher** takes one guided DDIM step ($\eta = 0$) from $t_n$ to $t_n - k$ (or 0), with
+   $\hat v = v(z, \varnothing) + w\,(v(z, c) - v(z, \varnothing))$, $w = 3$: a point $\hat z$ on the same
+   guided trajectory;
+3. the target is the student's own answer there, without gradient: $f_{\theta^-}(\hat z, t_n - k)$
+   (with $\theta^- = \theta$, stopped gradient, as in improved consistency training; at $t = 0$ the
+   boundary condition makes it $\hat z$ itself);
+4. the loss is $\lVert f_\theta(z_{t_n}, t_n) - f_{\theta^-}(\hat z, t_n - k) \rVert^2$.
+
+$f_\theta = c_\text{skip}\, z + c_\text{out}\, \hat z_0(\text{U-Net}(z, t, c))$
+(:meth:`~minildm.schedulers.LCMScheduler.consistency_function`). The student starts from the teacher's
+weights and has its architecture; it samples with :class:`~minildm.schedulers.LCMScheduler` in 1 to 8
+steps and one network call per step (the guidance is in the weights: no unconditional pass).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from minildm.checkpoints import load_pretrained
+from minildm.diffusion import (
+    add_noise,
+    predict_eps_from_v,
+    predict_eps_from_x0,
+    predict_x0_from_eps,
+    predict_x0_from_v,
+)
+from minildm.nn import UNetModel
+from minildm.schedulers import LCMScheduler
+from minildm.tasks.common import (
+    DeviceCache,
+    Task,
+    data_config,
+    get_preset,
+    latent_data,
+    posterior_sampler,
+    train_config,
+)
+from minildm.tasks.text2img import TEXT2IMG_DATA, _load_text_encoder, encode_captions
+from minildm.training import TrainConfig
+
+#: what the student is distilled for: guidance w folded in, N skipping steps, sampled in 1-8 steps
+LCM_GUIDANCE = 3.0
+LCM_ORIGINAL_STEPS = 50
+LCM_STEPS = (1, 2, 4, 8)  # the step counts the student is measured at (others warn)
+LCM_BUDGETS = {
+    "quick": TrainConfig(steps=20, batch_size=16, lr=1e-4, warmup_steps=5, checkpoint_every=20),
+    "full": TrainConfig(steps=3_000, batch_size=64, lr=1e-4, warmup_steps=100, checkpoint_every=250,
+                        ema_decay=0.995),
+    # on a GPU: 8x the batch, 1,000 steps (2.7x the examples seen)
+    "gpu": TrainConfig(steps=1_000, batch_size=512, lr=2e-4, warmup_steps=50, checkpoint_every=250,
+                       ema_decay=0.99),
+}
+
+
+def lcm_task(
+    budget: str = "quick",
+    seed: int = 0,
+    data_size: int | None = None,
+    teacher: str | Path | None = None,
+    vae_path: str | Path | None = None,
+    text_encoder_path: str | Path | None = None,
+    preset: str | None = None,
+) -> Task:
+    """Distil the text-to-image U-Net in ``teacher`` (default ``data/checkpoints/text2img``) into a
+    consistency student; its latents and captions are the teacher's training distribution (held-out
+    pairs still out), encoded by its VAE and text encoder (default the shipped ones, refused if they are
+    not the teacher's)."""
+    preset = get_preset(preset)
+    teacher_net, teacher_scheduler, teacher_cfg = load_pretrained("text2img", teacher, device="cpu")
+    if "unet" not in teacher_cfg["model"] or "distillation" in teacher_cfg:
+        raise ValueError("--teacher must be a text2img U-Net checkpoint trained by `train text2img` "
+                         f"(got one with model {sorted(teacher_cfg['model'])}"
+                         f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
+    data_cfg = data_config(teacher_cfg.get("data", TEXT2IMG_DATA), seed, data_size)
+    data = latent_data(data_cfg, vae_path)
+    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
+    _check_parts(teacher_cfg, data.vae_section(), encoder_cfg)
+    contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
+    uncond = text_encoder([""]).cpu()
+    scheduler = LCMScheduler.from_config(dict(vars(teacher_scheduler.config),
+                                              original_inference_steps=LCM_ORIGINAL_STEPS))
+    config = {key: teacher_cfg[key] for key in ("kind", "model", "scheduler", "vae", "text_encoder")}
+    config.update(data=data_cfg, preset=preset, distillation={
+        "method": "lcm", "guidance_scale": LCM_GUIDANCE, "original_inference_steps": LCM_ORIGINAL_STEPS,
+        "timestep_scaling": scheduler.config.timestep_scaling, "steps": list(LCM_STEPS),
+        "teacher": str(Path(teacher).resolve()) if teacher is not None else "data/checkpoints/text2img",
+    })
+    draw_z0 = posterior_sampler(data.mean, data.std, data.scale)
+    contexts, caption_index = DeviceCache(contexts), DeviceCache(caption_index)
+    def pick_context(idx: torch.Tensor, on: torch.device) -> torch.Tensor:
+        return contexts.on(on)[caption_index.on(on)[idx]]
+
+    teacher_net.requires_grad_(False).eval()
+    loss = consistency_loss_fn(len(data.mean), draw_z0, pick_context, DeviceCache(uncond), teacher_net,
+                               scheduler)
+    torch.manual_seed(seed)
+    student = UNetModel(teacher_net.config)
+    student.load_state_dict(teacher_net.state_dict())  # the student starts as the teacher
+    return Task("lcm", student, loss, config, train_config(LCM_BUDGETS, budget, seed, preset))
+
+
+def _check_parts(teacher_cfg: dict, vae_section: dict, encoder_cfg: dict) -> None:
+    """The VAE and the text encoder must be the ones the teacher was trained with."""
+    if vae_section["model"] != teacher_cfg["vae"]["model"]:
+        raise ValueError("--vae is not the VAE the teacher was trained with")
+    if encoder_cfg.get("model") != teacher_cfg["text_encoder"].get("model"):
+        raise ValueError("--text-encoder is not the text encoder the teacher was trained with")
+
+
+def consistency_loss_fn(num_examples: int, draw_z0, pick_context, uncond: DeviceCache,
+                        teacher: torch.nn.Module, scheduler: LCMScheduler, guidance: float = LCM_GUIDANCE):
+    r"""The distillation step of the module docstring, for ``train``: every draw from the step's
+    generator, on its device; ``shard`` keeps this rank's part of the batch (under torchrun)."""
+    origin = torch.from_numpy(scheduler.origin_timesteps())  # $t_n = n k - 1$: 19, 39, ..., 999
+    k = scheduler.config.num_train_timesteps // scheduler.config.original_inference_steps
+    abar = DeviceCache(scheduler.alphas_cumprod)
+
+    def loss(model: torch.nn.Module, generator: torch.Generator, batch_size: int,
+             shard: slice | None = None) -> torch.Tensor:
+        device, on = next(model.parameters()).device, generator.device
+        idx = torch.randint(num_examples, (batch_size,), generator=generator, device=on)
+        z0, context = draw_z0(idx, generator), pick_context(idx, on)
+        n = torch.randint(len(origin), (batch_size,), generator=generator, device=on)
+        t = origin.to(on)[n]
+        t_prev = (t - k).clamp_min(0)
+        noise = torch.randn(z0.shape, generator=generator, device=on)
+        z_t = add_noise(z0, noise, t, abar.on(on))  # $z_{t_n}$, as in training
+        if shard is not None:
+            z_t, t, t_prev, context = z_t[shard], t[shard], t_prev[shard], context[shard]
+        z_t, t, t_prev, context = z_t.to(device), t.to(device), t_prev.to(device), context.to(device)
+        teacher.to(device)
+        with torch.no_grad():
+            z_prev = _guided_ddim_step(teacher, z_t, t, t_prev, context, uncond.on(device), abar.on(device),
+                                       guidance, scheduler.config.prediction_type)
+            target = scheduler.consistency_function(model(z_prev, t_prev, context), t_prev, z_prev)
+        prediction = scheduler.consistency_function(model(z_t, t, context), t, z_t)
+        return torch.nn.functional.mse_loss(prediction, target)
+
+    return loss
+
+
+def _guided_ddim_step(
+    teacher, z_t, t, t_prev, context, uncond, abar, guidance, prediction_type
+) -> torch.Tensor:
+    r"""One deterministic DDIM step of the guided teacher, $t \to t'$ (lesson 07):
+    $z_{t'} = \sqrt{\bar\alpha_{t'}}\, \hat z_0 + \sqrt{1 - \bar\alpha_{t'}}\, \hat\epsilon$."""
+    both = teacher(torch.cat([z_t, z_t]), torch.cat([t, t]),
+                   torch.cat([context, uncond.expand(len(z_t), -1, -1)]))
+    out_cond, out_uncond = both.chunk(2)
+    out = out_uncond + guidance * (out_cond - out_uncond)  # classifier-free guidance (lesson 06)
+    if prediction_type == "v_prediction":
+        z0_hat, eps_hat = predict_x0_from_v(z_t, out, t, abar), predict_eps_from_v(z_t, out, t, abar)
+    elif prediction_type == "epsilon":
+        z0_hat, eps_hat = predict_x0_from_eps(z_t, out, t, abar), out
+    else:
+        z0_hat, eps_hat = out, predict_eps_from_x0(z_t, out, t, abar)
+    a_prev = abar[t_prev].reshape(-1, 1, 1, 1)
+    return a_prev.sqrt() * z0_hat + (1 - a_prev).sqrt() * eps_hat

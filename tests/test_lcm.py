@@ -1,0 +1,157 @@
+"""The latent consistency model: LCMScheduler against diffusers', the boundary condition, the
+distillation step, and the student in the pipeline (steps it was not trained for warn)."""
+
+import pytest
+import torch
+
+from minildm.schedulers import SCHEDULERS, LCMScheduler
+
+CONFIGS = {
+    "ours (cosine, v)": dict(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"),
+    "SD (scaled linear, eps)": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                    prediction_type="epsilon"),
+    "x0, clipped, 25 original steps": dict(beta_schedule="linear", prediction_type="sample", clip_sample=True,
+                                            original_inference_steps=25),
+}
+
+
+def fake_network(x: torch.Tensor, t) -> torch.Tensor:
+    return torch.tanh(0.5 * x) * (1 + float(t) / 1000) + 0.1
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+def test_lcm_matches_diffusers(name, steps):
+    diffusers = pytest.importorskip("diffusers")
+    ours, ref = LCMScheduler(**CONFIGS[name]), diffusers.LCMScheduler(**CONFIGS[name])
+    ours.set_timesteps(steps)
+    ref.set_timesteps(steps)
+    assert ours.timesteps.tolist() == ref.timesteps.tolist()
+    a = b = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for t in ours.timesteps:
+        out_a = ours.step(fake_network(a, t), t, a, generator=torch.Generator().manual_seed(int(t)))
+        out_b = ref.step(fake_network(b, t), t, b, generator=torch.Generator().manual_seed(int(t)))
+        torch.testing.assert_close(out_a.pred_original_sample, out_b.denoised)
+        a, b = out_a.prev_sample, out_b.prev_sample
+        torch.testing.assert_close(a, b)
+
+
+def test_four_steps_pick_from_the_skipping_schedule():
+    scheduler = LCMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+    assert scheduler.origin_timesteps()[:3].tolist() == [19, 39, 59]  # k = 1000 // 50 = 20
+    scheduler.set_timesteps(4)
+    assert scheduler.timesteps.tolist() == [999, 759, 499, 259]
+    assert SCHEDULERS["lcm"] is LCMScheduler
+
+
+def test_the_boundary_condition_holds_at_t0():
+    scheduler = LCMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction")
+    c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(torch.tensor([0.0, 19.0, 999.0]))
+    assert c_skip[0] == 1 and c_out[0] == 0  # f(x, 0) = x whatever the network says
+    assert c_skip[1] < 1e-3 and c_out[1] > 0.999  # from t ~ 20 on, f is the network's x0
+    x, junk = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([0, 0, 0])
+    torch.testing.assert_close(scheduler.consistency_function(junk, t, x), x)
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="original_inference_steps must be an int in"):
+        LCMScheduler(original_inference_steps=0)
+    scheduler = LCMScheduler()
+    with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 50\]"):
+        scheduler.set_timesteps(51)
+    with pytest.raises(ValueError, match="call set_timesteps"):
+        LCMScheduler().step(torch.zeros(1, 4, 8, 8), 999, torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="timestep_scaling must be positive"):
+        LCMScheduler(timestep_scaling=0)
+
+
+# ---------------------------------------------------------------- the distillation and the student
+
+TINY = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """A 2-step student of the shipped text2img model, written by the training command."""
+    from minildm.cli import main
+
+    root = tmp_path_factory.mktemp("lcm")
+    assert 0 == main(["train", "lcm", *TINY, "--run-dir", str(root / "run"), "--out", str(root / "student")])
+    return root / "student"
+
+
+def test_the_student_starts_as_the_teacher_and_its_loss_is_finite():
+    from minildm.checkpoints import load_pretrained
+    from minildm.tasks import lcm_task
+
+    task = lcm_task("quick", data_size=16)
+    teacher, _, _ = load_pretrained("text2img", None, device="cpu")
+    for a, b in zip(task.model.state_dict().values(), teacher.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    loss = task.loss(task.model, torch.Generator().manual_seed(0), 4)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.model.parameters())
+    assert task.config["kind"] == "text2img" and task.config["distillation"]["guidance_scale"] == 3.0
+
+
+def test_the_teacher_step_is_a_guided_ddim_step():
+    """One step of the task's teacher equals DDIMScheduler.step on the guided output."""
+    from minildm.checkpoints import load_pretrained
+    from minildm.schedulers import DDIMScheduler
+    from minildm.tasks.lcm import _guided_ddim_step
+
+    teacher, scheduler, _ = load_pretrained("text2img", None, device="cpu")
+    ddim = DDIMScheduler.from_config(scheduler.config)
+    ddim.set_timesteps(50)  # trailing: 999, 979, ..., 19: the skipping-step schedule
+    z, context, uncond = torch.randn(1, 4, 8, 8), torch.randn(1, 16, 64), torch.randn(1, 16, 64)
+    t, t_prev = torch.tensor([519]), torch.tensor([499])
+    with torch.no_grad():
+        ours = _guided_ddim_step(teacher, z, t, t_prev, context, uncond, ddim.alphas_cumprod, 3.0,
+                                 "v_prediction")
+        out_c, out_u = teacher(z, t, context), teacher(z, t, uncond)
+    reference = ddim.step(out_u + 3.0 * (out_c - out_u), 519, z).prev_sample
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_the_student_loads_with_its_sampler_and_defaults(student):
+    from minildm.pipelines import TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(student)
+    assert isinstance(pipe.scheduler, LCMScheduler)
+    assert (pipe.default_steps, pipe.default_guidance, pipe.default_sampler) == (4, 1.0, "lcm")
+    a = pipe(["a red circle"], seed=3, progress=False)
+    b = pipe(["a red circle"], seed=3, progress=False)
+    assert a.shape == (1, 3, 32, 32) and torch.equal(a, b)
+    with pytest.warns(UserWarning, match=r"distilled for \[1, 2, 4, 8\] steps; 3 steps"):
+        pipe(["a red circle"], num_inference_steps=3, progress=False)
+    with pytest.warns(UserWarning, match="guides again"):
+        pipe(["a red circle"], guidance_scale=2.0, progress=False)
+    with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 50\]"):
+        pipe(["a red circle"], num_inference_steps=51, progress=False)
+
+
+def test_cli_student_and_bad_input(student, tmp_path, capsys):
+    from minildm.cli import main
+
+    out = tmp_path / "s.png"
+    assert 0 == main(["generate", "a blue square", "--checkpoint", str(student), "-o", str(out),
+                      "--save-dir", str(tmp_path / "raw")])
+    from minildm.imageio import load_image
+    from minildm.pipelines import TextToImagePipeline
+    from minildm.utils import to_uint8
+
+    # the CLI samples the student as the pipeline does by default: LCM, 4 steps, no extra guidance
+    expected = to_uint8(TextToImagePipeline.from_pretrained(student)(["a blue square"], progress=False))
+    assert (to_uint8(load_image(tmp_path / "raw" / "000.png", 32)) == expected).all()
+    capsys.readouterr()
+    # the lcm sampler on a model that was not distilled: one line, before any work
+    assert main(["generate", "a blue square", "--sampler", "lcm", "-o", str(tmp_path / "x.png")]) == 1
+    assert "the lcm sampler needs a distilled student checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    assert main(["train", "text2img", *TINY, "--teacher", str(student)]) == 1
+    assert "--teacher applies to 'lcm' only" in capsys.readouterr().err
+    run = ["--run-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
+    assert main(["train", "lcm", *TINY, "--teacher", str(student), *run]) == 1  # a student as teacher
+    assert "itself distilled" in capsys.readouterr().err
