@@ -57,8 +57,14 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_model(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> Path:
-    """Save a model checkpoint folder: ``model.safetensors`` + ``config.json``."""
+    """Save a model checkpoint folder: ``model.safetensors`` + ``config.json``. With
+    ``config["weights_dtype"] == "float16"`` the floating-point weights are stored in half precision
+    (half the size; they are loaded back into the model's float32)."""
     folder = Path(folder)
+    if config.get("weights_dtype", "float32") not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, got {config['weights_dtype']!r}")
+    if config.get("weights_dtype") == "float16":
+        state_dict = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(_contiguous(state_dict), tmp))
     write_json(folder / CONFIG_NAME, config)
     return folder

@@ -6,15 +6,16 @@ one's quality beside the shipped one's.
                               [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
 
 Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
-text2img on the new VAE and CLIP. With ``--jobs N`` (default 4 on CUDA, 1 elsewhere) up to N runs go at
-once, each starting when those it is trained on have finished: one run of these small models leaves a
-GPU mostly idle (its steps are bound by kernel launches), so several share it well. Each run is
+text2img on the new VAE and CLIP, and lesson 11's student distilled from it. With ``--jobs N``
+(default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it is trained on
+have finished: one run of these small models leaves a GPU mostly idle (its steps are bound by kernel
+launches), so several share it well. Each run is
 ``python -m minildm train KIND --budget full ...`` in a child process, its output in
 ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
 
-On 2 CPU cores the "cpu" preset takes about 2 h 15 min (text2img alone about 80 min); on one
+On 2 CPU cores the "cpu" preset takes about 3 h 20 min (text2img alone about 80 min); on one
 H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
 """
 
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 #: dependency order: a model is trained after the checkpoints it is trained on
-ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img")
+ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "lcm")
 
 
 def train_argv(
@@ -39,17 +40,19 @@ def train_argv(
             "--run-dir", str(out / "runs" / kind), "--out", str(out / "checkpoints" / kind)]
     argv += ["--resume"] if resume and (out / "runs" / kind / "training_state.safetensors").exists() else [
         "--overwrite"]
-    if kind in ("latent_ddpm", "text2img"):
+    if kind in ("latent_ddpm", "text2img", "lcm"):
         argv += ["--vae", str(out / "checkpoints" / "vae")]
-    if kind == "text2img":
+    if kind in ("text2img", "lcm"):
         argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
+    if kind == "lcm":  # lesson 11's student, distilled from the new text2img
+        argv += ["--teacher", str(out / "checkpoints" / "text2img")]
     if device is not None:
         argv += ["--device", device]
     return argv
 
 
 #: what each kind is trained on (it starts once these, when retrained too, have finished)
-DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip")}
+DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "lcm": ("text2img",)}
 
 
 def _launch_order(kinds: list[str]) -> list[str]:

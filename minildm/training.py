@@ -232,10 +232,12 @@ def _train_step(
     torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout and any other global randomness
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
+    # a loss that reads the EMA weights (lesson 11's distillation: its target network) says so
+    extra = {"ema": ema} if getattr(loss_fn, "needs_ema", False) else {}
     if world.distributed:
-        loss = loss_fn(model, generator, cfg.batch_size, world.shard(cfg.batch_size))
+        loss = loss_fn(model, generator, cfg.batch_size, world.shard(cfg.batch_size), **extra)
     else:
-        loss = loss_fn(model, generator, cfg.batch_size)
+        loss = loss_fn(model, generator, cfg.batch_size, **extra)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip:
@@ -338,8 +340,9 @@ def train(
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     began = time.perf_counter()
     model.train()
+    what = config.get("kind", "") + (" (distilling)" if "distillation" in config else "")
     bar = progress(
-        range(start, end), desc=f"training {config.get('kind', '')}", initial=start, total=end,
+        range(start, end), desc=f"training {what}", initial=start, total=end,
         disable=not show_progress or not world.is_main,
     )
     for step in bar:

@@ -155,3 +155,37 @@ def test_cli_student_and_bad_input(student, tmp_path, capsys):
     run = ["--run-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]
     assert main(["train", "lcm", *TINY, "--teacher", str(student), *run]) == 1  # a student as teacher
     assert "itself distilled" in capsys.readouterr().err
+
+
+def test_the_student_is_stored_in_half_precision(student, tmp_path):
+    from safetensors.torch import load_file
+
+    from minildm.checkpoints import load_pretrained, save_model
+
+    stored = load_file(student / "model.safetensors")
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    model, _, config = load_pretrained("text2img", student)
+    assert config["weights_dtype"] == "float16"
+    for name, value in model.state_dict().items():  # loaded back into float32, the rounded values
+        assert value.dtype == torch.float32 and torch.equal(value, stored[name].float())
+    with pytest.raises(ValueError, match="weights_dtype must be float32 or float16, got 'int8'"):
+        save_model(tmp_path / "bad", model.state_dict(), dict(config, weights_dtype="int8"))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_resumed_distillation_is_exact(tmp_path):
+    """The target network is the training loop's EMA, saved in the training state: an interrupted
+    distillation continues bit for bit."""
+    from safetensors.torch import load_file
+
+    from minildm.cli import main
+
+    tiny = ["--budget", "quick", "--batch-size", "4", "--data-size", "16"]
+    assert 0 == main(["train", "lcm", *tiny, "--steps", "4", "--run-dir", str(tmp_path / "a"),
+                      "--out", str(tmp_path / "a_out")])
+    assert 0 == main(["train", "lcm", *tiny, "--steps", "2", "--run-dir", str(tmp_path / "b"),
+                      "--out", str(tmp_path / "b_out")])
+    assert 0 == main(["train", "lcm", *tiny, "--steps", "4", "--resume", "--run-dir", str(tmp_path / "b"),
+                      "--out", str(tmp_path / "b_out")])
+    a, b = (load_file(tmp_path / name / "model.safetensors") for name in ("a_out", "b_out"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

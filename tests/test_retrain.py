@@ -9,7 +9,9 @@ from minildm.retrain import ORDER, _launch_order, main, train_argv
 
 def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
     assert ORDER.index("vae") < ORDER.index("latent_ddpm") < ORDER.index("text2img")
-    assert ORDER.index("clip") < ORDER.index("text2img")
+    assert ORDER.index("clip") < ORDER.index("text2img") < ORDER.index("lcm")
+    lcm = train_argv("lcm", tmp_path, "cpu", None, resume=False)
+    assert lcm[lcm.index("--teacher") + 1] == str(tmp_path / "checkpoints" / "text2img")
     argv = train_argv("text2img", tmp_path, "gpu", None, resume=False)
     assert argv[:5] == [sys.executable, "-m", "minildm", "train", "text2img"]
     assert argv[argv.index("--vae") + 1] == str(tmp_path / "checkpoints" / "vae")
@@ -40,7 +42,8 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
 
 def test_parallel_runs_start_after_what_they_are_trained_on(tmp_path, capsys, monkeypatch):
     # what text2img waits for starts first; text2img, the longest, as soon as it can
-    assert _launch_order(list(ORDER)) == ["vae", "clip", "toy2d", "pixel_ddpm", "latent_ddpm", "text2img"]
+    assert _launch_order(list(ORDER)) == [
+        "vae", "clip", "text2img", "toy2d", "pixel_ddpm", "latent_ddpm", "lcm"]
     assert _launch_order(["toy2d", "latent_ddpm"]) == ["toy2d", "latent_ddpm"]  # no VAE retrained here
     monkeypatch.setenv("MINILDM_DEVICE", "cpu")
     argv = ["--only", "toy2d", "vae", "latent_ddpm", "--budget", "quick", "--jobs", "2",

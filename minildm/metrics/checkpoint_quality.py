@@ -119,10 +119,20 @@ def text2img_quality(
     pipe = TextToImagePipeline.from_pretrained(folder, vae_path=vae, text_encoder_path=clip, device=device)
     clip_model = load_pretrained("clip", clip, device=device)[0]
     per_kind = max(1, n // 4)
-    result = evaluate(pipe, n=per_kind, seed=0, clip=clip_model)
+    result = evaluate(pipe, n=per_kind, seed=0, clip=clip_model, num_inference_steps=pipe.default_steps,
+                      guidance_scale=pipe.default_guidance)  # a distilled student samples its own way
     fidelity = result["fidelity"]
     return {"all prompts": f"{fidelity['all']['rate']:.1%}", "two objects": f"{fidelity['two']['rate']:.1%}",
             "n": f"{per_kind}/kind"}
+
+
+def lcm_quality(
+    folder: Path | None, n: int, device: torch.device, vae: Path | None = None, clip: Path | None = None
+) -> dict[str, str]:
+    """Lesson 11's student, as text2img is measured, at its own default (4 LCM steps, no extra guidance)."""
+    from minildm.checkpoints import checkpoint_dir
+
+    return text2img_quality(folder or checkpoint_dir() / "lcm", n, device, vae, clip)
 
 
 #: kind -> (quality function, the dependencies it takes: the VAE and the CLIP it was trained with)
@@ -133,9 +143,11 @@ QUALITY = {
     "latent_ddpm": (latent_ddpm_quality, ("vae",)),
     "clip": (clip_quality, ()),
     "text2img": (text2img_quality, ("vae", "clip")),
+    "lcm": (lcm_quality, ("vae", "clip")),
 }
 #: samples per kind by default: enough for a figure to move by a few points at most
-DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128}
+DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128,
+             "lcm": 128}
 
 
 def checkpoint_quality(

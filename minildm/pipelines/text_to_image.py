@@ -98,8 +98,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                              "this checkpoint is a plain text2img model: use ddim, dpm++, euler or euler_a")
         if self.distillation is None:
             return
-        measured = self.distillation["steps"]
-        if num_inference_steps not in measured and 0 < num_inference_steps <= len(self.scheduler):
+        measured, most = self.distillation["steps"], self.distillation["original_inference_steps"]
+        if num_inference_steps not in measured and 0 < num_inference_steps <= most:  # (others: refused)
             warnings.warn(f"this student was distilled for {measured} steps; "
                           f"{num_inference_steps} steps is allowed but unmeasured", stacklevel=3)
         if guidance_scale != 1.0:
