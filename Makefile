@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/img2img.py
 	$(PY) bench/composition.py
 	$(PY) bench/solvers.py
+	$(PY) bench/distillation.py
 	$(PY) bench/train_speed.py
 
 # retrain every shipped checkpoint from scratch (minildm.retrain; RETRAIN_ARGS e.g. --resume)
