@@ -73,12 +73,13 @@ def retrain(
     env = dict(os.environ, MINILDM_PROGRESS="0")
     waiting, running, seconds = _launch_order(kinds), {}, {}
     while waiting or running:
-        for kind in [k for k in waiting if len(running) < jobs and not _blocked(k, waiting, running)]:
-            waiting.remove(kind)
-            running[kind] = _start_run(kind, out, preset, device, resume, budget, env)
-        time.sleep(0.2 if jobs > 1 else 0.0)
+        for kind in list(waiting):  # start what may start, up to ``jobs`` at once
+            if len(running) < jobs and not _blocked(kind, waiting, running):
+                waiting.remove(kind)
+                running[kind] = _start_run(kind, out, preset, device, resume, budget, env)
+        time.sleep(0.2)
         for kind, (process, began, log) in list(running.items()):
-            status = process.wait() if jobs == 1 else process.poll()
+            status = process.poll()
             if status is None:
                 continue
             del running[kind]

@@ -57,3 +57,33 @@ def test_parallel_runs_start_after_what_they_are_trained_on(tmp_path, capsys, mo
     assert (tmp_path / "checkpoints" / "latent_ddpm" / "model.safetensors").is_file()
     with pytest.raises(SystemExit):
         main(["--jobs", "0", "--out-dir", str(tmp_path)])
+
+
+def test_never_more_runs_at_once_than_jobs(tmp_path, monkeypatch):
+    """Four runs free to start and --jobs 2: two at a time, the rest as those finish."""
+    import minildm.retrain as retrain_module
+
+    running, most = set(), [0]
+
+    class Finished:
+        def __init__(self, kind):
+            self.kind, self.polls = kind, 0
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            running.discard(self.kind)
+            return 0
+
+    def fake_start(kind, out, *args):
+        running.add(kind)
+        most[0] = max(most[0], len(running))
+        (out / "logs" / f"{kind}.log").write_text("done\n")
+        return Finished(kind), 0.0, out / "logs" / f"{kind}.log"
+
+    monkeypatch.setattr(retrain_module, "_start_run", fake_start)
+    monkeypatch.setattr(retrain_module.time, "sleep", lambda seconds: None)
+    kinds = ["toy2d", "vae", "pixel_ddpm", "clip"]
+    seconds = retrain_module.retrain(kinds, tmp_path, "cpu", None, False, jobs=2)
+    assert sorted(seconds) == ["clip", "pixel_ddpm", "toy2d", "vae"] and most[0] == 2
