@@ -100,7 +100,7 @@ def test_the_teacher_step_is_a_guided_ddim_step():
     """One step of the task's teacher equals DDIMScheduler.step on the guided output."""
     from minildm.checkpoints import load_pretrained
     from minildm.schedulers import DDIMScheduler
-    from minildm.tasks.lcm import _guided_ddim_step
+    from minildm.tasks.lcm import guided_ddim_step
 
     teacher, scheduler, _ = load_pretrained("text2img", None, device="cpu")
     ddim = DDIMScheduler.from_config(scheduler.config)
@@ -108,8 +108,7 @@ def test_the_teacher_step_is_a_guided_ddim_step():
     z, context, uncond = torch.randn(1, 4, 8, 8), torch.randn(1, 16, 64), torch.randn(1, 16, 64)
     t, t_prev = torch.tensor([519]), torch.tensor([499])
     with torch.no_grad():
-        ours = _guided_ddim_step(teacher, z, t, t_prev, context, uncond, ddim.alphas_cumprod, 3.0,
-                                 "v_prediction")
+        ours = guided_ddim_step(teacher, z, t, t_prev, context, uncond, ddim.alphas_cumprod, 3.0, ddim)
         out_c, out_u = teacher(z, t, context), teacher(z, t, uncond)
     reference = ddim.step(out_u + 3.0 * (out_c - out_u), 519, z).prev_sample
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)

@@ -248,9 +248,12 @@ class SchedulerMixin:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The network's guesses $(\hat x_0, \hat\epsilon)$ at the noise level $\bar\alpha_t$ of
         ``sample``, whatever it predicts; $\hat x_0$ is clipped if ``clip_sample``, $\hat\epsilon$
-        is not (as in diffusers)."""
-        # the minildm.diffusion helpers look t up in a table of $\bar\alpha$s: here, a table of one
-        table, t = alpha_prod_t.reshape(1), 0
+        is not (as in diffusers). ``alpha_prod_t``: one $\bar\alpha_t$ for the whole batch, or one per
+        sample (shape ``[B]``, for a batch drawn at several timesteps, as distillation does)."""
+        # the minildm.diffusion helpers look t up in a table of $\bar\alpha$s: here, a table of the
+        # given ones, sample i reading entry i (or all reading the only one)
+        table = alpha_prod_t.reshape(-1)
+        t = 0 if table.numel() == 1 else torch.arange(table.numel(), device=table.device)
         prediction_type = self.config.prediction_type
         if prediction_type == "epsilon":
             # $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta) / \sqrt{\bar\alpha_t}$

@@ -27,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from minildm.diffusion import predict_x0_from_eps, predict_x0_from_v
 from minildm.schedulers.base import (
     SchedulerMixin,
     SchedulerOutput,
@@ -115,16 +114,9 @@ class LCMScheduler(SchedulerMixin):
         r"""$f_\theta(x_t, t) = c_\text{skip}(t)\, x_t + c_\text{out}(t)\, \hat x_0$ for a batch with
         one timestep per sample (``timestep`` of shape ``[B]``): what the student is trained to
         make consistent along a trajectory (:mod:`minildm.tasks.lcm`), and what :meth:`step` uses."""
-        table, t = self.alphas_cumprod.to(sample.device), timestep.to(sample.device).long()
-        if self.config.prediction_type == "epsilon":
-            pred_x0 = predict_x0_from_eps(sample, model_output, t, table)
-        elif self.config.prediction_type == "v_prediction":
-            # $\hat x_0 = \sqrt{\bar\alpha_t}\, x_t - \sqrt{1 - \bar\alpha_t}\, v_\theta$
-            pred_x0 = predict_x0_from_v(sample, model_output, t, table)
-        else:
-            pred_x0 = model_output
-        if self.config.clip_sample:
-            pred_x0 = pred_x0.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+        t = timestep.to(sample.device).long()
+        # $\hat x_0$ as every scheduler reads it (clipped if ``clip_sample``), at each sample's $\bar\alpha_t$
+        pred_x0, _ = self.predict_x0_and_eps(model_output, sample, self.alphas_cumprod.to(sample.device)[t])
         t_col = t.to(sample.dtype).reshape((-1,) + (1,) * (sample.ndim - 1))
         c_skip, c_out = self.get_scalings_for_boundary_condition_discrete(t_col)
         return c_out * pred_x0 + c_skip * sample
