@@ -147,14 +147,13 @@ def _load_pipeline(cls, args: argparse.Namespace):
 
 
 def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
-    """Steps and guidance as given, else the pipeline's defaults (a distilled student has its own)."""
-    kwargs = dict(
+    """Steps and guidance as given, else the pipeline's defaults (a distilled student has its own; the
+    pipeline checks them before any work)."""
+    return dict(
         num_inference_steps=pipe.default_steps if args.steps is None else args.steps,
         guidance_scale=pipe.default_guidance if args.guidance is None else args.guidance,
         seed=args.seed, progress=False, eta=args.eta,
     )
-    pipe.check_sampling(kwargs["num_inference_steps"], kwargs["guidance_scale"])
-    return kwargs
 
 
 def _write_results(

@@ -129,6 +129,11 @@ def test_the_student_loads_with_its_sampler_and_defaults(student):
         pipe(["a red circle"], guidance_scale=2.0, progress=False)
     with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 50\]"):
         pipe(["a red circle"], num_inference_steps=51, progress=False)
+    from minildm.pipelines import Img2ImgPipeline
+
+    edit = Img2ImgPipeline.from_pretrained(student)  # the edit pipelines check a student the same way
+    with pytest.warns(UserWarning, match=r"distilled for \[1, 2, 4, 8\] steps; 25 steps"):
+        edit(["a blue circle"], a[0], num_inference_steps=25, guidance_scale=1.0, progress=False)
 
 
 def test_cli_student_and_bad_input(student, tmp_path, capsys):

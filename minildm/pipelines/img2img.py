@@ -62,6 +62,7 @@ class Img2ImgPipeline(TextToImagePipeline):
         prompts = prompt_list(prompts)
         strength = check_strength(strength)
         check_positive_int("num_inference_steps", num_inference_steps)
+        self.check_sampling(num_inference_steps, guidance_scale)
         check_seed(seed)
         images = batch_images(image, len(prompts))
         conditioning = self.conditioning(prompts, guidance_scale, eta)

@@ -66,6 +66,7 @@ class InpaintPipeline(TextToImagePipeline):
         prompts = prompt_list(prompts)
         check_positive_int("num_inference_steps", num_inference_steps)
         check_positive_int("resample_steps", resample_steps)
+        self.check_sampling(num_inference_steps, guidance_scale)
         if resample_steps > 1 and not isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler)):
             raise ValueError(
                 f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "
