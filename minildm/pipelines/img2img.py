@@ -17,7 +17,7 @@ import torch
 
 from minildm.pipelines.latent_diffusion import check_images
 from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
-from minildm.utils import check_positive_int, check_seed
+from minildm.utils import check_seed
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
@@ -61,7 +61,6 @@ class Img2ImgPipeline(TextToImagePipeline):
         gives the same images (the noise is drawn on the CPU)."""
         prompts = prompt_list(prompts)
         strength = check_strength(strength)
-        check_positive_int("num_inference_steps", num_inference_steps)
         self.check_sampling(num_inference_steps, guidance_scale)
         check_seed(seed)
         images = batch_images(image, len(prompts))

@@ -64,9 +64,8 @@ class InpaintPipeline(TextToImagePipeline):
         or (B, 3, H, W) in [-1, 1]; each prompt describes the whole picture wanted.
         ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost."""
         prompts = prompt_list(prompts)
-        check_positive_int("num_inference_steps", num_inference_steps)
-        check_positive_int("resample_steps", resample_steps)
         self.check_sampling(num_inference_steps, guidance_scale)
+        check_positive_int("resample_steps", resample_steps)
         if resample_steps > 1 and not isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler)):
             raise ValueError(
                 f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "

@@ -28,7 +28,7 @@ from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
 from minildm.sampling import check_guidance_scale
 from minildm.schedulers import SCHEDULERS, LCMScheduler, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
-from minildm.utils import get_device
+from minildm.utils import check_positive_int, get_device
 from minildm.vae import AutoencoderKL
 
 #: Defaults of ``TextToImagePipeline``, chosen by ``bench/text_to_image.py`` (guidance)
@@ -93,8 +93,10 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         return DEFAULT_SAMPLER if self.distillation is None else "lcm"
 
     def check_sampling(self, num_inference_steps: int, guidance_scale: float) -> None:
-        """Refuse the LCM sampler on a model that was not distilled for it; warn when a student is
-        sampled with a step count it was not measured at, or guided again."""
+        """Refuse a step count that is not a positive int, and the LCM sampler on a model that was not
+        distilled for it; warn when a student is sampled with a step count it was not measured at, or
+        guided again."""
+        check_positive_int("num_inference_steps", num_inference_steps)
         if isinstance(self.scheduler, LCMScheduler) and self.distillation is None:
             raise ValueError("the lcm sampler needs a distilled student checkpoint (train lcm); "
                              "this checkpoint is a plain text2img model: use ddim, dpm++, euler or euler_a")
