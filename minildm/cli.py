@@ -4,7 +4,7 @@
 minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lessons 03-07
 minildm train {toy2d,pixel_ddpm,vae,latent_ddpm,clip,text2img} [--budget quick|full] [--resume] ...
 minildm generate "a large red circle in the top left" [more prompts] [-o FIGURE.png] [--save-dir DIR]
-minildm img2img IMAGE "PROMPT" [...] [--strength S]     edit an image toward a prompt (lesson 08)
+minildm img2img IMAGE "PROMPT" [...] [--strength S] [--init I]  edit an image toward a prompt (lesson 08)
 minildm inpaint IMAGE MASK "PROMPT" [...]              repaint where MASK is white (lesson 08)
 minildm evaluate [--n 64] [--seed 0]   fidelity per kind, CLIP score, Frechet distance (lesson 09)
 minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
@@ -27,6 +27,7 @@ TRAIN_ALIASES = {"pixel": "pixel_ddpm", "latent": "latent_ddpm"}
 # minildm.schedulers.SCHEDULERS (a test checks)
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler_a", "lcm")
 DEFAULT_STRENGTH = 0.8  # minildm.pipelines.DEFAULT_STRENGTH (tests/test_cli.py checks they agree)
+IMG2IMG_INITS = ("inversion", "noise")  # minildm.pipelines.img2img.INITS (a test checks)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompts", nargs="+", help="what the edited image should show")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help=f"how far to noise the image, in (0, 1] (default {DEFAULT_STRENGTH})")
+    p.add_argument("--init", choices=IMG2IMG_INITS, default=None,
+                   help="the start at that level: 'inversion' (DDIM run backwards from the image; default "
+                   "with the DDIM sampler) or 'noise' (SDEdit's random noise; default with other samplers)")
     p = add("inpaint", "repaint the white part of MASK (lesson 08)", common, sampling)
     p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
     p.add_argument("mask", type=Path, help="a black-and-white PNG of the same size: white = repaint")

@@ -210,13 +210,17 @@ def edit_command(args: argparse.Namespace) -> Path:
 
     from minildm.imageio import load_image, load_mask
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
-    from minildm.pipelines.img2img import check_strength
+    from minildm.pipelines.img2img import check_init, check_strength
     from minildm.utils import check_positive_int
 
     output = _check_sampling_args(args)
     inpaint = args.command == "inpaint"
     if not inpaint:
         check_strength(args.strength)
+        if args.init == "inversion" and (args.sampler or "ddim") != "ddim":
+            raise ValueError(
+                f"--init inversion runs DDIM backwards and needs --sampler ddim, not {args.sampler}"
+            )
     else:
         check_positive_int("--resample", args.resample)
         if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
@@ -230,10 +234,11 @@ def edit_command(args: argparse.Namespace) -> Path:
         images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
     else:
-        images = pipe(args.prompts, image, strength=args.strength, **kwargs)
+        init = check_init(args.init, pipe.scheduler)
+        images = pipe(args.prompts, image, strength=args.strength, init=init, **kwargs)
         first = image
     how = _how(args, kwargs) + (
-        f", resample {args.resample}" if inpaint else f", strength {args.strength:g}"
+        f", resample {args.resample}" if inpaint else f", strength {args.strength:g}, {init} start"
     )
     shown = torch.cat([first.to(images.device), images])
     return _write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)

@@ -85,6 +85,12 @@ def _model_device(model: Model) -> torch.device:
     return params.device if params is not None else torch.device("cpu")
 
 
+def check_start_index(start_index: int, last: int) -> None:
+    """``start_index``: an int in [0, last], the index of the first timestep that runs."""
+    if isinstance(start_index, bool) or not isinstance(start_index, int) or not 0 <= start_index <= last:
+        raise ValueError(f"start_index must be an int in [0, {last}], got {start_index!r}")
+
+
 class Sampler:
     """The sampling loop shared by every scheduler (DDPM, DDIM, ...)."""
 
@@ -157,8 +163,7 @@ class Sampler:
         x = _starting_sample(shape, latents, generator, device)
         scheduler.set_timesteps(num_inference_steps, device=device)
         last = len(scheduler.timesteps) - 1
-        if isinstance(start_index, bool) or not isinstance(start_index, int) or not 0 <= start_index <= last:
-            raise ValueError(f"start_index must be an int in [0, {last}], got {start_index!r}")
+        check_start_index(start_index, last)
         if start_index == 0:
             # $x_T \sim \mathcal{N}(0, \sigma_\text{init}^2 I)$
             x = x * scheduler.init_noise_sigma
@@ -182,9 +187,13 @@ class Sampler:
         uncond: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
         progress: bool = True,
+        start_index: int = 0,
     ) -> torch.Tensor:
         r"""DDIM inversion: the noise $x_T$ from which deterministic DDIM sampling (``eta=0``,
         same ``scheduler`` settings and ``num_inference_steps``) gives back ``x0``, approximately.
+
+        With ``start_index`` > 0 the inversion stops part-way, at the level where :meth:`sample` with
+        the same ``start_index`` begins (``scheduler.timesteps[start_index]``): img2img's inversion start.
 
         ``scheduler`` is the DDIMScheduler you will sample with (its settings are copied into a
         :class:`DDIMInverseScheduler`), or a DDIMInverseScheduler. The loop runs on ``x0``'s
@@ -203,8 +212,12 @@ class Sampler:
             else DDIMInverseScheduler.from_config(scheduler.config)
         )
         inverse.set_timesteps(num_inference_steps, device=x0.device)
+        last = len(inverse.timesteps) - 1
+        check_start_index(start_index, last)
+        # sampling runs timesteps[start_index:] downwards; inversion runs the same ones upwards
+        timesteps = inverse.timesteps[: len(inverse.timesteps) - start_index]
         x = x0
-        for t in progress_bar(inverse.timesteps, desc="inverting", disable=not progress):
+        for t in progress_bar(timesteps, desc="inverting", disable=not progress):
             model_input = inverse.scale_model_input(x, t)
             # the network at the sample we have ($x_{t'}$) and the timestep we go to ($t$)
             output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)

@@ -347,6 +347,38 @@ def test_point_mass_round_trip_is_exact():
         torch.testing.assert_close(_ddim_loop(model, x_T, s, n), X_STAR)
 
 
+def test_partial_inversion_stops_where_sampling_resumes():
+    """img2img's inversion start: ``invert(..., start_index=k)`` runs the first n - k inverse steps, up to
+    ``scheduler.timesteps[k]``, and sampling from there with the same ``start_index`` lands back on x*
+    (exactly, for the point-mass model); k = 0 is the whole inversion."""
+    s = DDIMScheduler(**SD, clip_sample=False)
+
+    def model(x, t, context):
+        abar = s.alphas_cumprod[t].reshape(-1, 1)
+        return (x - abar.sqrt() * X_STAR) / (1 - abar).sqrt()
+
+    n = 10
+    for k in (0, 3, 9):
+        z = DDIMSampler().invert(model, X_STAR, s, n, progress=False, start_index=k)
+        inverse = DDIMInverseScheduler.from_config(s.config)
+        inverse.set_timesteps(n)
+        s.set_timesteps(n)
+        run = inverse.timesteps[: n - k]
+        assert int(run[-1]) == int(s.timesteps[k])  # it ends at the level sampling starts from
+        x = X_STAR
+        for t in run:
+            x = inverse.step(model(x, t.reshape(1), None), t, x).prev_sample
+        torch.testing.assert_close(z, x)
+        back = DDIMSampler().sample(model, None, s, n, latents=z, start_index=k, progress=False)
+        torch.testing.assert_close(back, X_STAR)
+    full = DDIMSampler().invert(model, X_STAR, s, n, progress=False)
+    torch.testing.assert_close(full, DDIMSampler().invert(model, X_STAR, s, n, progress=False, start_index=0))
+    assert not torch.allclose(full, DDIMSampler().invert(model, X_STAR, s, n, progress=False, start_index=3))
+    for bad in (-1, n, 1.5, True):
+        with pytest.raises(ValueError, match=r"start_index must be an int in \[0, 9\]"):
+            DDIMSampler().invert(model, X_STAR, s, n, progress=False, start_index=bad)
+
+
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_inversion_follows_the_ode_and_round_trips(prediction):
     """For Gaussian data, the DDIM ODE maps x0 to x_T = sqrt(abar_T) m + sqrt(abar_T s^2 + 1 - abar_T) z,

@@ -56,6 +56,42 @@ def test_img2img_refuses_bad_input(img2img):
         img2img("a red circle", (image + 1) * 127.5, progress=False)
 
 
+def test_the_inversion_start(img2img):
+    """init="inversion" (the default with DDIM) starts from DDIM inversion of the image's latent up to the
+    first timestep that runs: with eta 0 it is deterministic, so the seed does not matter, and it keeps
+    the picture closer than random noise at the same strength; init="noise" is SDEdit."""
+    from minildm.schedulers import DPMSolverMultistepScheduler
+
+    image = _image("a small red square in the center", seed=2)
+    prompt, steps = "a green square", 10
+    inverted = img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=1, progress=False)
+    assert torch.equal(inverted, img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=7,
+                                         progress=False, init="inversion"))
+    # the same thing by hand: Sampler.invert up to the start, then the guided loop from there
+    z0 = img2img.encode_image(image)
+    start = steps - int(steps * 0.8)
+    z_t = Sampler().invert(img2img.unet, z0, img2img.scheduler, steps, cond=img2img.encode_prompt([""]),
+                           progress=False, start_index=start)
+    z = Sampler().sample(img2img.unet, None, img2img.scheduler, steps, cond=img2img.encode_prompt([prompt]),
+                         uncond=img2img.encode_prompt([""]), guidance_scale=3.0, latents=z_t,
+                         start_index=start, progress=False)
+    torch.testing.assert_close(inverted, img2img.decode(z))
+    noisy = [img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=seed, progress=False,
+                     init="noise") for seed in (1, 7)]
+    assert not torch.equal(noisy[0], noisy[1])
+    with pytest.raises(ValueError, match="init must be one of 'inversion', 'noise', got 'ddim'"):
+        img2img(prompt, image, init="ddim", progress=False)
+    saved = img2img.scheduler
+    try:
+        img2img.scheduler = DPMSolverMultistepScheduler.from_config(saved.config)
+        with pytest.raises(ValueError, match="'inversion' runs DDIM backwards and needs the DDIM sampler"):
+            img2img(prompt, image, init="inversion", progress=False)
+        # without init, another sampler starts from noise
+        assert img2img(prompt, image, num_inference_steps=steps, progress=False).shape == (1, 3, 32, 32)
+    finally:
+        img2img.scheduler = saved
+
+
 def test_inpainting_keeps_the_unmasked_region(inpaint):
     image = _image("a red circle to the left of a blue square", seed=3)
     mask = torch.zeros(32, 32)
@@ -139,6 +175,16 @@ def test_img2img_and_inpaint_commands(tmp_path, capsys):
     assert main(["img2img", image, "a large blue circle in the center", "a green circle", "--steps", "5",
                  "-o", str(out), "--save-dir", str(saved)]) == 0
     assert out.is_file() and sorted(p.name for p in saved.iterdir()) == ["000.png", "001.png"]
+    # the default (inversion) start ignores the seed; --init noise (SDEdit) does not
+    runs = {}
+    for init in ("inversion", "noise"):
+        for seed in ("1", "2"):
+            d = tmp_path / f"{init}{seed}"
+            args = ["img2img", image, "a green circle", "--steps", "5", "--seed", seed, "-o", str(out)]
+            assert main([*args, "--save-dir", str(d)] + (["--init", "noise"] if init == "noise" else [])) == 0
+            runs[init, seed] = np.asarray(Image.open(d / "000.png"))
+    assert np.array_equal(runs["inversion", "1"], runs["inversion", "2"])
+    assert not np.array_equal(runs["noise", "1"], runs["noise", "2"])
     assert Image.open(saved / "000.png").size == (32, 32)
     assert main(["inpaint", image, mask, "a large green square in the center", "--steps", "5",
                  "-o", str(tmp_path / "inp")]) == 0
@@ -158,6 +204,8 @@ def test_edit_commands_refuse_bad_files_in_one_line(tmp_path, capsys):
         (["img2img", grey, "a red circle"], "must be RGB, got mode 'L'"),
         (["img2img", str(tmp_path / "none.png"), "a red circle"], "no image at"),
         (["img2img", good, "a red circle", "--strength", "0"], "strength must be a number in (0, 1]"),
+        (["img2img", good, "a red circle", "--init", "inversion", "--sampler", "dpm++"],
+         "--init inversion runs DDIM backwards and needs --sampler ddim, not dpm++"),
         (["inpaint", good, rgb_mask, "a red circle"], "must be single-channel (mode L or 1), got mode 'RGB'"),
         (["inpaint", good, grey, "a red circle"], "repaints nothing"),
         (["inpaint", good, big, "a red circle"], "must be single-channel"),
@@ -173,7 +221,7 @@ def test_edit_commands_refuse_bad_files_in_one_line(tmp_path, capsys):
 
 def test_edit_cases_are_what_they_say():
     from minildm.metrics import judge
-    from minildm.metrics.edits import inpaint_cases, recolour_cases
+    from minildm.metrics.edits import inpaint_cases, recolour_cases, reshape_cases
     from minildm.utils import to_uint8
 
     cases = recolour_cases(6, seed=0)
@@ -182,6 +230,11 @@ def test_edit_cases_are_what_they_say():
     for image, source, prompt, target in rows:
         assert judge(image, source).ok and not judge(image, prompt).ok  # the edit changes the colour
         assert target.split()[2] == prompt.split()[1] and target.split()[-1] == source.split()[-1]
+    shapes = reshape_cases(6, seed=0)
+    for image, source, prompt, target in zip(to_uint8(shapes.images), shapes.sources, shapes.prompts,
+                                             shapes.targets):
+        assert judge(image, source).ok and not judge(image, prompt).ok  # the edit changes the shape
+        assert prompt.split()[1] == source.split()[2] and target.split()[3] == prompt.split()[2]
     scenes = inpaint_cases(4, seed=1)
     assert scenes.masks.shape == (4, 1, 32, 32) and scenes.targets == scenes.prompts
     rows = zip(to_uint8(scenes.images), scenes.sources, scenes.prompts, scenes.masks)

@@ -1,6 +1,7 @@
 """Test cases for lesson 08's edits, shared by the notebook and ``bench/img2img.py``.
 
 - :func:`recolour_cases`: one-object scenes and a prompt that changes only the colour;
+- :func:`reshape_cases`: the same with a prompt that changes only the shape;
 - :func:`inpaint_cases`: two-object scenes, a mask over the second object, and the new scene's caption.
 
 Held-out colour-shape pairs are left out of both (they measure generalisation, lesson 10).
@@ -33,22 +34,37 @@ class EditCases:
     masks: torch.Tensor | None = None
 
 
-def recolour_cases(n: int, seed: int = 0) -> EditCases:
-    """``n`` renders of "a {size} {colour} {shape} in the {position}" with the prompt "a {other colour}
-    {shape}"; ``targets`` is the full caption the edit should satisfy if size and position are kept."""
+def _one_object_edits(n: int, seed: int, change: str) -> EditCases:
+    """``n`` one-object renders and a prompt that changes only their ``change`` ("colour" or "shape")."""
     check_positive_int("n", n)
     rng = np.random.default_rng(seed)
     sources, prompts, targets = [], [], []
     while len(sources) < n:
-        shape, (c0, c1) = str(rng.choice(SHAPES)), rng.choice(list(COLOURS), 2, replace=False)
-        if (c0, shape) in HELDOUT_PAIRS or (c1, shape) in HELDOUT_PAIRS:
+        if change == "colour":
+            shape, (c0, c1) = str(rng.choice(SHAPES)), rng.choice(list(COLOURS), 2, replace=False)
+            old, new = (c0, shape), (c1, shape)
+        else:
+            colour, (s0, s1) = str(rng.choice(list(COLOURS))), rng.choice(SHAPES, 2, replace=False)
+            old, new = (colour, s0), (colour, s1)
+        if old in HELDOUT_PAIRS or new in HELDOUT_PAIRS:
             continue
         size, pos = str(rng.choice(list(SIZES))), str(rng.choice(list(POSITIONS)))
-        sources.append(f"a {size} {c0} {shape} in the {pos}")
-        prompts.append(f"a {c1} {shape}")
-        targets.append(f"a {size} {c1} {shape} in the {pos}")
+        sources.append(f"a {size} {old[0]} {old[1]} in the {pos}")
+        prompts.append(f"a {new[0]} {new[1]}")
+        targets.append(f"a {size} {new[0]} {new[1]} in the {pos}")
     images = torch.stack([from_uint8(render_caption(c, seed=i)) for i, c in enumerate(sources)])
     return EditCases(images, sources, prompts, targets)
+
+
+def recolour_cases(n: int, seed: int = 0) -> EditCases:
+    """``n`` renders of "a {size} {colour} {shape} in the {position}" with the prompt "a {other colour}
+    {shape}"; ``targets`` is the full caption the edit should satisfy if size and position are kept."""
+    return _one_object_edits(n, seed, "colour")
+
+
+def reshape_cases(n: int, seed: int = 0) -> EditCases:
+    """The same with the prompt "a {colour} {other shape}": the harder edit, which must move pixels."""
+    return _one_object_edits(n, seed, "shape")
 
 
 def object_mask(obj: DetectedObject, margin: float = 3.0, side: int = 32) -> torch.Tensor:

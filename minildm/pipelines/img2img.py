@@ -9,6 +9,17 @@ the same reverse process from there under a (new) prompt:
 $n - \lfloor n \cdot \text{strength} \rfloor$ timesteps are skipped and the loop starts at the
 next one, $t_s$, from $z_{t_s} = \sqrt{\bar\alpha_{t_s}}\, z_0 + \sqrt{1 - \bar\alpha_{t_s}}\,\epsilon$.
 Low strength keeps the layout (position, size, most of the colour); strength 1 is text-to-image.
+
+``init`` picks how $z_{t_s}$ is made:
+
+- ``"noise"``: SDEdit as above, fresh Gaussian noise from ``seed``;
+- ``"inversion"`` (the default with the DDIM sampler): DDIM inversion (lesson 07) of $z_0$ under the
+  empty prompt, run up to $t_s$ only. The noise it finds is the one that deterministic DDIM would turn
+  back into *this* image, so the layout survives a strength at which random noise has redrawn it; the
+  guided steps from $t_s$ change what the prompt asks for. Lesson 08 measures both (recolouring at
+  strength 0.8: the object keeps its size and position in 91% of 96 edits with inversion, 82% with
+  noise). It costs one unguided network call per inverted step, and with ``eta=0`` the result no
+  longer depends on ``seed``.
 """
 
 from __future__ import annotations
@@ -17,11 +28,21 @@ import torch
 
 from minildm.pipelines.latent_diffusion import check_images
 from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
+from minildm.schedulers import DDIMScheduler, SchedulerMixin
 from minildm.utils import check_seed
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
 DEFAULT_STRENGTH = 0.8
+
+#: how the starting latent is made (see the module docstring); lesson 08 compares the two
+INITS = ("inversion", "noise")
+
+
+def default_init(scheduler: SchedulerMixin) -> str:
+    """"inversion" with the DDIM sampler (the pipelines' default), "noise" with the others: inversion
+    runs DDIM backwards, so it starts exactly where a DDIM loop can continue."""
+    return "inversion" if type(scheduler) is DDIMScheduler else "noise"
 
 
 def check_strength(strength: float) -> float:
@@ -29,6 +50,21 @@ def check_strength(strength: float) -> float:
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
         raise ValueError(f"strength must be a number in (0, 1] (1 = ignore the image), got {strength!r}")
     return float(strength)
+
+
+def check_init(init: str | None, scheduler: SchedulerMixin) -> str:
+    """img2img's ``init``: one of :data:`INITS`, or None for :func:`default_init`; "inversion" only
+    with the DDIM sampler."""
+    if init is None:
+        return default_init(scheduler)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+    if init == "inversion" and type(scheduler) is not DDIMScheduler:
+        raise ValueError(
+            f"init 'inversion' runs DDIM backwards and needs the DDIM sampler, but this pipeline samples "
+            f"with {type(scheduler).__name__}: pass init='noise' (SDEdit's random start)"
+        )
+    return init
 
 
 def batch_images(images: torch.Tensor, n: int, name: str = "image") -> torch.Tensor:
@@ -56,11 +92,15 @@ class Img2ImgPipeline(TextToImagePipeline):
         progress: bool = True,
         return_latents: bool = False,
         eta: float = 0.0,
+        init: str | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Edit ``image`` (3, H, W) or (B, 3, H, W) in [-1, 1] toward each prompt. The same ``seed``
-        gives the same images (the noise is drawn on the CPU)."""
+        """Edit ``image`` (3, H, W) or (B, 3, H, W) in [-1, 1] toward each prompt, from a start made by
+        ``init``: "inversion" or "noise" (see the module docstring; default: inversion with the DDIM
+        sampler, noise with the others). The same ``seed`` gives the same images (the noise is drawn
+        on the CPU)."""
         prompts = prompt_list(prompts)
         strength = check_strength(strength)
+        init = check_init(init, self.scheduler)
         self.check_sampling(num_inference_steps, guidance_scale)
         check_seed(seed)
         images = batch_images(image, len(prompts))
@@ -76,10 +116,18 @@ class Img2ImgPipeline(TextToImagePipeline):
             )
         start = num_inference_steps - denoising_steps
         generator = torch.Generator().manual_seed(seed)
-        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
-        t_start = self.scheduler.timesteps[start].reshape(1).to(z0.device)
-        # $z_{t_s} = \sqrt{\bar\alpha_{t_s}}\, z_0 + \sqrt{1 - \bar\alpha_{t_s}}\, \epsilon$
-        z_t = self.scheduler.add_noise(z0, noise, t_start)
+        if init == "inversion":
+            # DDIM run backwards from z_0 up to t_s, under the empty prompt (no guidance)
+            uncond = conditioning["uncond"].expand(len(prompts), -1, -1)
+            z_t = self.sampler.invert(
+                self.unet, z0, self.scheduler, num_inference_steps, cond=uncond, progress=progress,
+                start_index=start,
+            )
+        else:
+            noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+            t_start = self.scheduler.timesteps[start].reshape(1).to(z0.device)
+            # $z_{t_s} = \sqrt{\bar\alpha_{t_s}}\, z_0 + \sqrt{1 - \bar\alpha_{t_s}}\, \epsilon$
+            z_t = self.scheduler.add_noise(z0, noise, t_start)
         latents = self.sampler.sample(
             self.unet, None, self.scheduler, num_inference_steps, generator=generator, progress=progress,
             latents=z_t, start_index=start, **conditioning,
