@@ -1,7 +1,7 @@
 """Lesson 08's figures: img2img recolouring against strength, and inpainting one object of two.
 
     python bench/img2img.py [--n 96] [--strengths 0.3,0.5,0.6,0.7,0.8,0.9,1.0] [--init inversion,noise]
-                            [--resample 1,3,5]
+                            [--resample 1,3,5] [--checkpoint DIR]
 
 Recolouring: a one-object render, the prompt names only a new colour and the shape ("a green square");
 "edit" = the judge accepts that prompt, "kept" = it also accepts the full caption with the original size
@@ -33,9 +33,10 @@ def main() -> None:
     parser.add_argument("--strengths", default="0.3,0.5,0.6,0.7,0.8,0.9,1.0")
     parser.add_argument("--init", default="inversion,noise", help="img2img starts to compare")
     parser.add_argument("--resample", default="1,3,5", help="RePaint's resample_steps to compare")
+    parser.add_argument("--checkpoint", default=None, help="a text2img checkpoint (default: the shipped one)")
     args = parser.parse_args()
 
-    pipe = Img2ImgPipeline.from_pretrained(device="cpu")
+    pipe = Img2ImgPipeline.from_pretrained(args.checkpoint, device="cpu")
     cases = recolour_cases(args.n)
     for init in args.init.split(","):
         print(f"img2img recolouring, {init} start, {args.n} cases per strength "
@@ -60,7 +61,7 @@ def main() -> None:
         print(f"{init:10s} {rate(edited, args.n):22s} {rate(kept, args.n)}", flush=True)
     print()
 
-    inpaint = InpaintPipeline.from_pretrained(device="cpu")
+    inpaint = InpaintPipeline.from_pretrained(args.checkpoint, device="cpu")
     scenes = inpaint_cases(args.n)
     print(f"inpainting one object of two, {args.n} scenes")
     print("resample  new scene judged right   change outside the mask   ms/image")
