@@ -87,6 +87,9 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    help="lcm only: the text2img checkpoint to distil (default data/checkpoints/text2img)")
     p.add_argument("--two-object-fraction", type=float, default=None,
                    help="text2img only: the share of two-object training scenes (default 0.5; lesson 10)")
+    p.add_argument("--clip-skip", type=int, default=None,
+                   help="text2img only: condition on the text encoder's layer L - N instead of its last "
+                   "(N = L: the word embeddings alone; default 0; lesson 10)")
     p.add_argument("--preset", choices=["cpu", "gpu"], default=None,
                    help="the full budget's settings: cpu (the shipped checkpoints') or gpu (larger batches, "
                    "fewer steps); default gpu on CUDA, else cpu ($MINILDM_PRESET)")

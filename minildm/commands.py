@@ -42,6 +42,7 @@ def _train_extras(kind: str, args: argparse.Namespace) -> dict:
         ("--vae", "vae", "vae_path", ("latent_ddpm", "text2img", "lcm")),
         ("--teacher", "teacher", "teacher", ("lcm",)),
         ("--two-object-fraction", "two_object_fraction", "two_object_fraction", ("text2img",)),
+        ("--clip-skip", "clip_skip", "clip_skip", ("text2img",)),
     ):
         value = getattr(args, attribute, None)
         if value is None:

@@ -228,6 +228,36 @@ def test_text_encoder_from_clip_is_frozen(clip, tok) -> None:
     )
 
 
+def test_clip_skip_takes_an_earlier_layer(clip, tok) -> None:
+    """clip_skip k: the hidden states k layers before the last, through the final layer norm (diffusers'
+    convention); k = 0 is last_hidden_state; k = L is the embeddings alone, where no word sees another."""
+    encoder = TextEncoder.from_clip(clip, tok)
+    layers = encoder.text_model.config.num_hidden_layers
+    enc = tokenize(tok, ["a yellow circle", "a yellow square", "a red circle"])
+    with torch.no_grad():
+        out = encoder.text_model(**enc, output_hidden_states=True)
+        inner = getattr(encoder.text_model, "text_model", encoder.text_model)
+        norm = inner.final_layer_norm
+        torch.testing.assert_close(norm(out.hidden_states[-1]), out.last_hidden_state)
+        contexts = {}
+        for skip in range(layers + 1):
+            encoder.clip_skip = skip
+            contexts[skip] = encoder.encode_ids(enc["input_ids"], enc["attention_mask"])
+            torch.testing.assert_close(contexts[skip], norm(out.hidden_states[layers - skip]))
+        embedded = inner.embeddings(input_ids=enc["input_ids"])
+    torch.testing.assert_close(contexts[0], out.last_hidden_state)
+    torch.testing.assert_close(contexts[layers], norm(embedded))
+    assert not torch.allclose(contexts[0], contexts[layers])
+    # with the embeddings alone, "circle" is the same vector after "yellow" as after "red" (position 3);
+    # after the Transformer's causal layers it is not
+    assert torch.equal(contexts[layers][0, 3], contexts[layers][2, 3])
+    assert not torch.allclose(contexts[0][0, 3], contexts[0][2, 3])
+    for bad in (-1, layers + 1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"clip_skip must be an int in \[0, {layers}\]"):
+            TextEncoder.from_clip(clip, tok).clip_skip = bad
+    assert TextEncoder(encoder.text_model, tok, clip_skip=layers).clip_skip == layers
+
+
 def test_text_encoder_save_load_our_layout(clip, tok, tmp_path) -> None:
     encoder = TextEncoder.from_clip(clip, tok)
     encoder.save_pretrained(tmp_path / "enc")

@@ -49,6 +49,46 @@ def test_checkpoints_describe_their_models(trained):
     assert config["scheduler"]["clip_sample"] is False  # latents are not in [-1, 1]
 
 
+def test_clip_skip_is_trained_recorded_and_loaded(trained, tmp_path):
+    """train text2img --clip-skip N conditions on layer L - N, records it in the config, and the pipeline
+    loads the encoder at that layer; LCM students read what their teacher read."""
+    out = tmp_path / "skip"
+    assert 0 == main(["train", "text2img", *TINY, "--text-encoder", str(trained / "clip"), "--clip-skip", "2",
+                      "--run-dir", str(tmp_path / "r"), "--out", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_encoder"]["clip_skip"] == 2
+    assert "clip_skip" not in json.loads((trained / "text2img" / "config.json").read_text())["text_encoder"]
+    skipped = TextToImagePipeline.from_pretrained(out, text_encoder_path=trained / "clip")
+    plain = TextToImagePipeline.from_pretrained(trained / "text2img", text_encoder_path=trained / "clip")
+    assert (skipped.text_encoder.clip_skip, plain.text_encoder.clip_skip) == (2, 0)
+    context = skipped.encode_prompt(["a yellow circle", "a red circle"])
+    assert torch.equal(context[0, 3], context[1, 3])  # the embeddings alone: "circle" is "circle"
+    task = text2img_task("quick", data_size=8, text_encoder_path=trained / "clip", clip_skip=1)
+    assert task.config["text_encoder"]["clip_skip"] == 1
+    student = tmp_path / "student"
+    assert 0 == main(["train", "lcm", *TINY, "--teacher", str(out), "--text-encoder", str(trained / "clip"),
+                      "--run-dir", str(tmp_path / "rs"), "--out", str(student)])
+    assert json.loads((student / "config.json").read_text())["text_encoder"]["clip_skip"] == 2
+    loaded = TextToImagePipeline.from_pretrained(student, text_encoder_path=trained / "clip")
+    assert loaded.text_encoder.clip_skip == 2
+
+
+def test_clip_skip_bad_input(trained, tmp_path, capsys):
+    base = ["train", "text2img", *TINY, "--text-encoder", str(trained / "clip"),
+            "--run-dir", str(tmp_path / "r")]
+    cases = [
+        (["--clip-skip", "3"], "clip_skip must be an int in [0, 2] (the text encoder has 2 layers), got 3"),
+        (["--clip-skip", "-1"], "clip_skip must be an int in [0, 2]"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra, "--out", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("minildm: error: ") and message in err, err
+    assert main(["train", "clip", *TINY, "--clip-skip", "1", "--run-dir", str(tmp_path / "c")]) == 1
+    assert "--clip-skip applies to 'text2img' only, not 'clip'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+
+
 def test_pipeline_generates_deterministically(pipe):
     prompts = ["a large red circle in the top left", "a blue square to the left of a green circle"]
     images = pipe(prompts, num_inference_steps=3, guidance_scale=3.0, seed=1, progress=False)

@@ -142,6 +142,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                     "pass text_encoder_path (--text-encoder) to a local copy"
                 )
             text_encoder = TextEncoder.from_pretrained(folder).to(device)
+        text_encoder.clip_skip = encoder_cfg.get("clip_skip", 0)  # the layer the U-Net was trained on
         distillation = config.get("distillation")
         if distillation is None:
             scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)

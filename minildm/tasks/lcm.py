@@ -83,7 +83,8 @@ def lcm_task(
                          f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
     data_cfg = data_config(teacher_cfg.get("data", TEXT2IMG_DATA), seed, data_size)
     data = latent_data(data_cfg, vae_path)
-    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
+    clip_skip = teacher_cfg["text_encoder"].get("clip_skip", 0)  # the student reads what the teacher read
+    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path, clip_skip)
     _check_parts(teacher_cfg, data.vae_section(), encoder_cfg)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()

@@ -53,9 +53,9 @@ def encode_captions(text_encoder: TextEncoder, captions: list[str], batch_size: 
     return contexts, torch.tensor([position[c] for c in captions])
 
 
-def _load_text_encoder(path: str | Path | None) -> tuple[TextEncoder, dict]:
+def _load_text_encoder(path: str | Path | None, clip_skip: int = 0) -> tuple[TextEncoder, dict]:
     """Our mini CLIP (default ``data/checkpoints/clip``) or a transformers CLIP folder, with the
-    ``text_encoder`` section of the config that records which."""
+    ``text_encoder`` section of the config that records which (and ``clip_skip`` when it is not 0)."""
     if path is None or _is_our_clip(Path(path)):
         text_encoder, clip_config = load_text_encoder(path)
         encoder_cfg = {"kind": "clip", "model": clip_config["model"]}
@@ -63,6 +63,9 @@ def _load_text_encoder(path: str | Path | None) -> tuple[TextEncoder, dict]:
         text_encoder = TextEncoder.from_pretrained(path)
         encoder_cfg = {"kind": "transformers", "path": str(Path(path).resolve())}
     encoder_cfg.update(width=text_encoder.width, max_length=text_encoder.max_length)
+    text_encoder.clip_skip = clip_skip
+    if clip_skip:
+        encoder_cfg["clip_skip"] = clip_skip
     return text_encoder, encoder_cfg
 
 
@@ -81,6 +84,7 @@ def text2img_task(
     backbone: str = "unet",
     preset: str | None = None,
     two_object_fraction: float | None = None,
+    clip_skip: int = 0,
 ) -> Task:
     """The text-conditioned latent DDPM: scaled VAE latents of captioned shapes-world images, the
     frozen text encoder's context, the caption dropped ``CAPTION_DROPOUT`` of the time.
@@ -89,13 +93,14 @@ def text2img_task(
     ``text_encoder_path``: our mini CLIP (default ``data/checkpoints/clip``) or any folder that
     ``TextEncoder.from_pretrained`` reads (a transformers CLIP model with its tokenizer).
     ``preset``: see :func:`get_preset`. ``two_object_fraction``: the share of two-object scenes in the
-    training images (default 0.5; lesson 10's data lever)."""
+    training images (default 0.5; lesson 10's data lever). ``clip_skip``: condition on an earlier layer
+    of the text encoder (:mod:`minildm.text.encoder`; lesson 10's text lever)."""
     preset = get_preset(preset)
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     data_cfg = data_config(TEXT2IMG_DATA, seed, data_size, two_object_fraction)
+    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path, clip_skip)  # (checks clip_skip)
     data = latent_data(data_cfg, vae_path)
-    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()  # the empty prompt: [BOS, EOS, PAD, ...]
     if backbone == "dit":

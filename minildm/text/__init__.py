@@ -2,7 +2,6 @@
 
 from minildm.text.clip import (
     MiniCLIPConfig,
-    TextEncoder,
     build_clip,
     clip_logits,
     clip_loss,
@@ -11,6 +10,7 @@ from minildm.text.clip import (
     similarity,
     text_embeddings,
 )
+from minildm.text.encoder import TextEncoder
 from minildm.text.grammar import GRAMMAR, check_prompts
 from minildm.text.tokenizer import (
     BOS,

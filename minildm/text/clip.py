@@ -20,20 +20,15 @@ can swap in OpenAI's real CLIP with :meth:`TextEncoder.from_pretrained`.
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer, CLIPConfig, CLIPModel, CLIPTextModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
+from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerBase
 
 from minildm.config import ConfigMixin
-from minildm.text.tokenizer import context_length, save_tokenizer, tokenize
+from minildm.text.tokenizer import context_length, tokenize
 from minildm.utils import is_positive_int
 
 
@@ -261,124 +256,3 @@ def retrieval_accuracy(
         "num_images": float(len(images)),
         "num_captions": float(len(distinct)),
     }
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence transformers' load report (it lists every unused vision weight) and progress bars."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-class TextEncoder(nn.Module):
-    """The frozen text side of CLIP: prompts -> the context [B, L, width] the U-Net attends to.
-
-    ``context = text_model(ids).last_hidden_state``: one vector per token position, padding included,
-    as Stable Diffusion's ``FrozenCLIPEmbedder`` does. Frozen means ``requires_grad = False`` and
-    always in eval mode: :meth:`train` does not switch it back (CompVis' ``disabled_train``).
-
-    Checkpoint layout of :meth:`save_pretrained` (read back by :meth:`from_pretrained`)::
-
-        path/text_model/   config.json, model.safetensors   (CLIPTextModel.save_pretrained)
-        path/tokenizer/    tokenizer.json, tokenizer_config.json
-    """
-
-    def __init__(self, text_model: CLIPTextModel, tokenizer: PreTrainedTokenizerBase, frozen: bool = True):
-        super().__init__()
-        if len(tokenizer) > text_model.config.vocab_size:
-            raise ValueError(
-                f"the tokenizer has {len(tokenizer)} tokens, the text model only "
-                f"{text_model.config.vocab_size} embeddings"
-            )
-        self.text_model = text_model
-        self.tokenizer = tokenizer
-        if frozen:
-            self.text_model.requires_grad_(False)
-        self.frozen = frozen
-        self.train(False)
-
-    def train(self, mode: bool = True) -> TextEncoder:
-        """A frozen encoder stays in eval mode, whatever its parent module asks."""
-        return super().train(mode and not self.frozen)
-
-    @property
-    def width(self) -> int:
-        """Size of one context vector (ours 64; OpenAI ViT-B/32 512; SD 1.x 768)."""
-        return self.text_model.config.hidden_size
-
-    @property
-    def max_length(self) -> int:
-        """Context positions L per prompt (ours 16; SD 77)."""
-        return min(context_length(self.tokenizer), self.text_model.config.max_position_embeddings)
-
-    @property
-    def device(self) -> torch.device:
-        return _device(self.text_model)
-
-    def tokenize(self, prompts: str | list[str]) -> dict[str, torch.Tensor]:
-        """``input_ids`` and ``attention_mask`` [B, L] on this encoder's device."""
-        tokens = tokenize(self.tokenizer, prompts)
-        return {k: t.to(self.device) for k, t in tokens.items()}
-
-    def encode_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Token ids [B, L] -> context [B, L, width]."""
-        if attention_mask is not None:
-            attention_mask = attention_mask.to(self.device)
-        out = self.text_model(input_ids=input_ids.to(self.device), attention_mask=attention_mask)
-        return out.last_hidden_state
-
-    def forward(self, prompts: str | list[str]) -> torch.Tensor:
-        """Prompts -> context [B, L, width]; ``""`` gives the unconditional context of CFG."""
-        tokens = self.tokenize(prompts)
-        return self.encode_ids(tokens["input_ids"], tokens["attention_mask"])
-
-    @classmethod
-    def from_clip(cls, clip_model: CLIPModel, tokenizer: PreTrainedTokenizerBase) -> TextEncoder:
-        """Copy the text Transformer out of a trained CLIP (projection and image side are dropped)."""
-        text_model = CLIPTextModel(clip_model.config.text_config)
-        # transformers 4 nests the layers one level deeper (CLIPTextModel.text_model); 5 does not.
-        getattr(text_model, "text_model", text_model).load_state_dict(clip_model.text_model.state_dict())
-        return cls(text_model.to(_device(clip_model)), tokenizer)
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write ``path/text_model`` (safetensors) and ``path/tokenizer``."""
-        folder = Path(path)
-        with _quiet():
-            self.text_model.save_pretrained(str(folder / "text_model"))
-        save_tokenizer(self.tokenizer, folder / "tokenizer")
-        return folder
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> TextEncoder:
-        """Load a frozen text encoder from one of:
-
-        - our layout (:meth:`save_pretrained`): ``path/text_model`` + ``path/tokenizer``
-          (a diffusers Stable Diffusion folder, ``text_encoder/`` + ``tokenizer/``, works too);
-        - a transformers CLIP folder, e.g. a local copy of ``openai/clip-vit-base-patch32``
-          (``CLIPTextModel`` takes the text weights out of a full ``CLIPModel``);
-        - a Hub id such as ``"openai/clip-vit-base-patch32"``: this one downloads (online only).
-        """
-        folder = Path(path)
-        model_dir = tok_dir = folder
-        for sub in ("text_model", "text_encoder"):
-            if (folder / sub / "config.json").exists():
-                model_dir, tok_dir = folder / sub, folder / "tokenizer"
-                break
-        if not (model_dir / "config.json").exists():
-            if folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
-                raise FileNotFoundError(
-                    f"{folder} holds no text_model/config.json (our layout) nor config.json (a transformers "
-                    "CLIP folder)"
-                )
-            model_dir = tok_dir = str(path)  # a Hub id
-        with _quiet():
-            text_model = CLIPTextModel.from_pretrained(str(model_dir))
-            tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-        return cls(text_model, tokenizer)
