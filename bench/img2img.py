@@ -17,7 +17,7 @@ import argparse
 import time
 
 from minildm.metrics import judge, wilson_interval
-from minildm.metrics.edits import inpaint_cases, recolour_cases, reshape_cases
+from minildm.metrics.edits import EditCases, inpaint_cases, recolour_cases, reshape_cases
 from minildm.pipelines import DEFAULT_STRENGTH, Img2ImgPipeline, InpaintPipeline
 from minildm.utils import to_uint8
 
@@ -25,6 +25,17 @@ from minildm.utils import to_uint8
 def rate(k: int, n: int) -> str:
     lo, hi = wilson_interval(k, n)
     return f"{k / n:5.1%} [{lo:.0%}, {hi:.0%}]"
+
+
+def edit_counts(pipe: Img2ImgPipeline, cases: EditCases, **kwargs) -> tuple[int, int, float]:
+    """Edit every case (seed 0): how many the judge accepts for the prompt, how many for the full target,
+    and the seconds the edits took (judging not included)."""
+    start = time.perf_counter()
+    out = to_uint8(pipe(cases.prompts, cases.images, seed=0, progress=False, **kwargs))
+    seconds = time.perf_counter() - start
+    edited = sum(judge(o, p).ok for o, p in zip(out, cases.prompts))
+    kept = sum(judge(o, t).ok for o, t in zip(out, cases.targets))
+    return edited, kept, seconds
 
 
 def main() -> None:
@@ -43,21 +54,15 @@ def main() -> None:
               f"(default strength {DEFAULT_STRENGTH})")
         print("strength  edit succeeds          + size and position kept   ms/image")
         for strength in [float(s) for s in args.strengths.split(",")]:
-            start = time.perf_counter()
-            out = pipe(cases.prompts, cases.images, strength=strength, seed=0, progress=False, init=init)
-            out = to_uint8(out)
-            ms = (time.perf_counter() - start) * 1000 / args.n
-            edited = sum(judge(o, p).ok for o, p in zip(out, cases.prompts))
-            kept = sum(judge(o, t).ok for o, t in zip(out, cases.targets))
+            edited, kept, seconds = edit_counts(pipe, cases, strength=strength, init=init)
+            ms = seconds * 1000 / args.n
             print(f"{strength:8g}  {rate(edited, args.n):22s} {rate(kept, args.n):26s} {ms:6.0f}", flush=True)
         print()
     shapes = reshape_cases(args.n)
     print(f"img2img reshaping ('a red square' for a red circle), {args.n} cases, strength {DEFAULT_STRENGTH}")
     print("start      edit succeeds          + size and position kept")
     for init in args.init.split(","):
-        out = to_uint8(pipe(shapes.prompts, shapes.images, seed=0, progress=False, init=init))
-        edited = sum(judge(o, p).ok for o, p in zip(out, shapes.prompts))
-        kept = sum(judge(o, t).ok for o, t in zip(out, shapes.targets))
+        edited, kept, _ = edit_counts(pipe, shapes, init=init)
         print(f"{init:10s} {rate(edited, args.n):22s} {rate(kept, args.n)}", flush=True)
     print()
 
