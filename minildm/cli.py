@@ -85,6 +85,10 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    "(default data/checkpoints/vae)")
     p.add_argument("--teacher", type=Path, default=None,
                    help="lcm only: the text2img checkpoint to distil (default data/checkpoints/text2img)")
+    p.add_argument("--original-steps", type=int, default=None,
+                   help="lcm only: the skipping-step schedule's N (teacher steps of k = T / N; default 50)")
+    p.add_argument("--consistency-loss", choices=["l2", "huber"], default=None,
+                   help="lcm only: the distance between student and target (default l2; huber: pseudo-Huber)")
     p.add_argument("--two-object-fraction", type=float, default=None,
                    help="text2img only: the share of two-object training scenes (default 0.5; lesson 10)")
     p.add_argument("--clip-skip", type=int, default=None,

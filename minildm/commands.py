@@ -43,6 +43,8 @@ def _train_extras(kind: str, args: argparse.Namespace) -> dict:
         ("--teacher", "teacher", "teacher", ("lcm",)),
         ("--two-object-fraction", "two_object_fraction", "two_object_fraction", ("text2img",)),
         ("--clip-skip", "clip_skip", "clip_skip", ("text2img",)),
+        ("--original-steps", "original_steps", "original_steps", ("lcm",)),
+        ("--consistency-loss", "consistency_loss", "consistency_loss", ("lcm",)),
     ):
         value = getattr(args, attribute, None)
         if value is None:

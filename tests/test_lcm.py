@@ -193,3 +193,50 @@ def test_a_resumed_distillation_is_exact(tmp_path):
                       "--out", str(tmp_path / "b_out")])
     a, b = (load_file(tmp_path / name / "model.safetensors") for name in ("a_out", "b_out"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_pseudo_huber_distance():
+    """c = 0.00054 sqrt(d) per latent (Song & Dhariwal 2023); large errors count linearly, small ones
+    quadratically; "l2" is the mean squared error."""
+    from minildm.tasks.lcm import consistency_distance
+
+    p, y = torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8)
+    y[0, 0, 0, 0], y[1, 1, 2, 3] = 3.0, 4.0
+    c = 0.00054 * 256**0.5
+    expected = ((9 + c * c) ** 0.5 - c + (16 + c * c) ** 0.5 - c) / 2
+    torch.testing.assert_close(consistency_distance(p, y, "huber"), torch.tensor(expected))
+    torch.testing.assert_close(consistency_distance(p, y, "l2"), torch.tensor(25 / 512))
+    small = torch.full((1, 4, 8, 8), 1e-5)
+    near = consistency_distance(small.double(), torch.zeros_like(small).double(), "huber").item()
+    assert near == pytest.approx(256e-10 / (2 * c), rel=1e-3)  # small errors: |e|^2 / 2c
+    with pytest.raises(ValueError, match="kind must be one of l2, huber, got 'l1'"):
+        consistency_distance(p, y, "l1")
+
+
+def test_the_distillation_options_are_recorded_and_checked(tmp_path, capsys):
+    """--original-steps N and --consistency-loss reach the task and the student's config (N sets the
+    student's sampling schedule); bad values are refused in one line, before any work."""
+    from minildm.cli import main
+    from minildm.pipelines import TextToImagePipeline
+    from minildm.tasks import lcm_task
+
+    task = lcm_task("quick", data_size=16, original_steps=25, consistency_loss="huber")
+    distillation = task.config["distillation"]
+    assert (distillation["original_inference_steps"], distillation["loss"]) == (25, "huber")
+    loss = task.loss(task.model, torch.Generator().manual_seed(0), 4)
+    assert torch.isfinite(loss) and loss.item() > 0
+    out = tmp_path / "s25"
+    assert 0 == main(["train", "lcm", *TINY, "--original-steps", "25", "--consistency-loss", "huber",
+                      "--run-dir", str(tmp_path / "r"), "--out", str(out)])
+    pipe = TextToImagePipeline.from_pretrained(out)
+    pipe.scheduler.set_timesteps(4)
+    assert pipe.scheduler.timesteps.tolist() == [999, 759, 519, 279]  # k = 40
+    capsys.readouterr()
+    run = ["--run-dir", str(tmp_path / "r2"), "--out", str(tmp_path / "o2")]
+    assert main(["train", "lcm", *TINY, "--original-steps", "0", *run]) == 1
+    assert "--original-steps must be a positive int" in capsys.readouterr().err
+    assert main(["train", "lcm", *TINY, "--original-steps", "1001", *run]) == 1
+    assert "--original-steps must be at most the teacher's 1000" in capsys.readouterr().err
+    assert main(["train", "text2img", *TINY, "--consistency-loss", "huber", *run]) == 1
+    assert "--consistency-loss applies to 'lcm' only" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "r2").exists()
