@@ -51,6 +51,7 @@ from minildm.tasks.common import (
 )
 from minildm.tasks.text2img import TEXT2IMG_DATA, _load_text_encoder, encode_captions
 from minildm.training import TrainConfig
+from minildm.utils import check_positive_int
 
 #: what the student is distilled for: guidance w folded in, N skipping steps, sampled in 1-8 steps
 LCM_GUIDANCE = 3.0
@@ -90,6 +91,10 @@ def lcm_task(
         raise ValueError("--teacher must be a text2img U-Net checkpoint trained by `train text2img` "
                          f"(got one with model {sorted(teacher_cfg['model'])}"
                          f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
+    timesteps = teacher_scheduler.config.num_train_timesteps
+    if original_steps > timesteps:
+        raise ValueError(f"--original-steps must be at most the teacher's {timesteps} training timesteps, "
+                         f"got {original_steps}")
     data_cfg = data_config(teacher_cfg.get("data", TEXT2IMG_DATA), seed, data_size)
     data = latent_data(data_cfg, vae_path)
     clip_skip = teacher_cfg["text_encoder"].get("clip_skip", 0)  # the student reads what the teacher read
@@ -97,10 +102,6 @@ def lcm_task(
     _check_parts(teacher_cfg, data.vae_section(), encoder_cfg)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()
-    timesteps = teacher_scheduler.config.num_train_timesteps
-    if original_steps > timesteps:
-        raise ValueError(f"--original-steps must be at most the teacher's {timesteps} training timesteps, "
-                         f"got {original_steps}")
     scheduler = LCMScheduler.from_config(dict(vars(teacher_scheduler.config),
                                               original_inference_steps=original_steps))
     config = {key: teacher_cfg[key] for key in ("kind", "model", "scheduler", "vae", "text_encoder")}
@@ -129,9 +130,7 @@ def lcm_task(
 
 
 def _check_options(original_steps: int, consistency_loss: str) -> None:
-    if isinstance(original_steps, bool) or not isinstance(original_steps, int) or original_steps < 1:
-        raise ValueError(f"--original-steps must be a positive int (the distillation's skipping steps N; "
-                         f"default {LCM_ORIGINAL_STEPS}), got {original_steps!r}")
+    check_positive_int("--original-steps", original_steps)
     if consistency_loss not in LCM_LOSSES:
         raise ValueError(f"--consistency-loss must be one of {', '.join(LCM_LOSSES)}, "
                          f"got {consistency_loss!r}")
