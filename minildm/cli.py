@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
     p.add_argument("mask", type=Path, help="a black-and-white PNG of the same size: white = repaint")
     p.add_argument("prompts", nargs="+", help="the whole picture wanted")
-    p.add_argument("--resample", type=int, default=1,
-                   help="RePaint: take each step N times, noising back in between (N x the time; default 1)")
+    p.add_argument("--resample", type=int, default=None,
+                   help="RePaint: take each step N times, noising back in between (N x the time; "
+                        "default 3 with DDIM and DDPM, 1 with other samplers)")
     p = add("evaluate", "measure the text-to-image model: fidelity, CLIP score, Frechet distance", common)
     p.add_argument("--n", type=int, default=64, help="prompts per kind (default 64)")
     p.add_argument("--phrase-guidance", type=float, default=0.0,

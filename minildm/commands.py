@@ -214,6 +214,7 @@ def edit_command(args: argparse.Namespace) -> Path:
     from minildm.imageio import load_image, load_mask
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
     from minildm.pipelines.img2img import check_init, check_strength
+    from minildm.pipelines.inpaint import DEFAULT_RESAMPLE
     from minildm.utils import check_positive_int
 
     output = _check_sampling_args(args)
@@ -225,8 +226,11 @@ def edit_command(args: argparse.Namespace) -> Path:
                 f"--init inversion runs DDIM backwards and needs --sampler ddim, not {args.sampler}"
             )
     else:
+        one_step = (args.sampler or "ddim") in ("ddim", "ddpm")
+        if args.resample is None:
+            args.resample = DEFAULT_RESAMPLE if one_step else 1
         check_positive_int("--resample", args.resample)
-        if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
+        if args.resample > 1 and not one_step:
             raise ValueError(f"--resample needs --sampler ddim or ddpm (one-step), not {args.sampler}")
     pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
     size = pipe.vae.config.image_size

@@ -10,7 +10,8 @@ text2img on the new VAE and CLIP, and lesson 11's student distilled from it. Wit
 (default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it is trained on
 have finished: one run of these small models leaves a GPU mostly idle (its steps are bound by kernel
 launches), so several share it well. Each run is
-``python -m minildm train KIND --budget full ...`` in a child process, its output in
+``python -m minildm train KIND --budget full ...`` (with ``SHIPPED_OPTIONS``: text2img ``--clip-skip 2``, lcm
+``--consistency-loss huber``) in a child process, its output in
 ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
@@ -31,6 +32,11 @@ from pathlib import Path
 #: dependency order: a model is trained after the checkpoints it is trained on
 ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "lcm")
 
+#: the options beyond the task's defaults that the shipped checkpoints were trained with: the U-Net reads
+#: the text encoder's embeddings alone (lesson 10, section 5), its student is distilled with the
+#: pseudo-Huber distance (lesson 11); tests/test_retrain.py checks them against data/checkpoints' configs
+SHIPPED_OPTIONS = {"text2img": ["--clip-skip", "2"], "lcm": ["--consistency-loss", "huber"]}
+
 
 def train_argv(
     kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
@@ -46,6 +52,7 @@ def train_argv(
         argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
     if kind == "lcm":  # lesson 11's student, distilled from the new text2img
         argv += ["--teacher", str(out / "checkpoints" / "text2img")]
+    argv += SHIPPED_OPTIONS.get(kind, [])
     if device is not None:
         argv += ["--device", device]
     return argv

@@ -110,11 +110,13 @@ def test_repaint_resampling_keeps_the_unmasked_region_and_needs_a_one_step_sched
     mask = torch.zeros(32, 32)
     mask[:, 16:] = 1
     prompt = "a red circle to the left of a green triangle"
-    once = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8)
+    once = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=1)
     thrice = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=3)
     keep = (1 - mask).bool().expand_as(thrice)
     assert (thrice - image).abs()[keep].mean() < 0.05
     assert not torch.allclose(once, thrice)  # the jumps back change the fill
+    by_default = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8)
+    assert torch.equal(by_default, thrice)  # DEFAULT_RESAMPLE = 3 with DDIM
     with pytest.raises(ValueError, match="resample_steps must be a positive int"):
         inpaint(prompt, image, mask, resample_steps=0, progress=False)
     ddim = inpaint.scheduler
@@ -122,6 +124,9 @@ def test_repaint_resampling_keeps_the_unmasked_region_and_needs_a_one_step_sched
     try:
         with pytest.raises(ValueError, match="one-step scheduler"):
             inpaint(prompt, image, mask, resample_steps=2, progress=False)
+        # by default a multistep solver inpaints without resampling, as resample_steps=1 does
+        plain = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=1)
+        assert torch.equal(inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8), plain)
     finally:
         inpaint.scheduler = ddim
 

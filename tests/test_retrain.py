@@ -1,10 +1,14 @@
 """``make checkpoints``: the training commands in dependency order, logs, and the quality table."""
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
-from minildm.retrain import ORDER, _launch_order, main, train_argv
+from minildm.retrain import ORDER, SHIPPED_OPTIONS, _launch_order, main, train_argv
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
 def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
@@ -21,6 +25,18 @@ def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
     (tmp_path / "runs" / "vae" / "training_state.safetensors").write_bytes(b"")
     assert "--resume" in train_argv("vae", tmp_path, "cpu", None, resume=True)
     assert "--overwrite" in train_argv("toy2d", tmp_path, "cpu", None, resume=True)  # nothing to resume
+
+
+def test_retraining_uses_the_options_the_shipped_checkpoints_were_trained_with(tmp_path):
+    text2img = train_argv("text2img", tmp_path, "cpu", None, resume=False)
+    lcm = train_argv("lcm", tmp_path, "cpu", None, resume=False)
+    shipped = {kind: json.loads((CHECKPOINTS / kind / "config.json").read_text())
+               for kind in ("text2img", "lcm")}
+    skip = shipped["text2img"]["text_encoder"].get("clip_skip", 0)
+    assert text2img[text2img.index("--clip-skip") + 1] == str(skip) == SHIPPED_OPTIONS["text2img"][1]
+    assert shipped["lcm"]["text_encoder"].get("clip_skip", 0) == skip  # the student reads its teacher's layer
+    assert lcm[lcm.index("--consistency-loss") + 1] == shipped["lcm"]["distillation"]["loss"]
+    assert "--clip-skip" not in train_argv("latent_ddpm", tmp_path, "cpu", None, resume=False)
 
 
 def test_retrain_writes_logs_checkpoints_and_the_table(tmp_path, capsys, monkeypatch):

@@ -21,7 +21,9 @@ $$z_t = \sqrt{\bar\alpha_t / \bar\alpha_{t'}}\, z_{t'}
 
 so the generated part is denoised again in the light of the known part: better-fitting fills for
 $U$ times the network calls. It needs a one-step scheduler (DDIM, DDPM): a multistep solver's
-memory would not survive the jumps back.
+memory would not survive the jumps back. ``DEFAULT_RESAMPLE`` ($U = 3$) is the default with those
+schedulers (lesson 08 measured it: 93% of 480 replaced objects judged right, 84% with $U = 1$), and
+$U = 1$ with the others.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from minildm.schedulers import DDIMScheduler, DDPMScheduler
 from minildm.utils import check_positive_int, check_seed
 from minildm.utils import progress as progress_bar
 
+#: RePaint's resamplings per step when the scheduler allows them (see the module docstring)
+DEFAULT_RESAMPLE = 3
+
 
 class InpaintPipeline(TextToImagePipeline):
     """``pipe(prompts, image, mask)`` -> images in [-1, 1]: the masked part repainted to the prompt."""
@@ -45,6 +50,20 @@ class InpaintPipeline(TextToImagePipeline):
         """A pixel mask (B, 1, H, W) of 0/1 on the latent grid (B, 1, h, w): max over each cell."""
         factor = self.vae.config.downsample_factor
         return F.max_pool2d(mask, kernel_size=factor)
+
+    def check_resample(self, resample_steps: int | None) -> int:
+        """RePaint's resamplings per step: ``None`` -> ``DEFAULT_RESAMPLE`` with a one-step scheduler
+        (DDIM, DDPM), 1 with others; more than 1 with a multistep solver is refused."""
+        one_step = isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler))
+        if resample_steps is None:
+            return DEFAULT_RESAMPLE if one_step else 1
+        check_positive_int("resample_steps", resample_steps)
+        if resample_steps > 1 and not one_step:
+            raise ValueError(
+                f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "
+                f"not {type(self.scheduler).__name__}"
+            )
+        return resample_steps
 
     @torch.no_grad()
     def __call__(  # type: ignore[override]
@@ -58,19 +77,15 @@ class InpaintPipeline(TextToImagePipeline):
         progress: bool = True,
         return_latents: bool = False,
         eta: float = 0.0,
-        resample_steps: int = 1,
+        resample_steps: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Repaint where ``mask`` (H, W) or (B, 1, H, W) is 1, keep the rest of ``image`` (3, H, W)
         or (B, 3, H, W) in [-1, 1]; each prompt describes the whole picture wanted.
-        ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost."""
+        ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost;
+        ``None``: ``DEFAULT_RESAMPLE`` with DDIM or DDPM, 1 with other schedulers."""
         prompts = prompt_list(prompts)
         self.check_sampling(num_inference_steps, guidance_scale)
-        check_positive_int("resample_steps", resample_steps)
-        if resample_steps > 1 and not isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler)):
-            raise ValueError(
-                f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "
-                f"not {type(self.scheduler).__name__}"
-            )
+        resample_steps = self.check_resample(resample_steps)
         check_seed(seed)
         images = batch_images(image, len(prompts))
         mask = mask_tensor(mask)
