@@ -214,7 +214,6 @@ def edit_command(args: argparse.Namespace) -> Path:
     from minildm.imageio import load_image, load_mask
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
     from minildm.pipelines.img2img import check_init, check_strength
-    from minildm.pipelines.inpaint import DEFAULT_RESAMPLE
     from minildm.utils import check_positive_int
 
     output = _check_sampling_args(args)
@@ -225,12 +224,9 @@ def edit_command(args: argparse.Namespace) -> Path:
             raise ValueError(
                 f"--init inversion runs DDIM backwards and needs --sampler ddim, not {args.sampler}"
             )
-    else:
-        one_step = (args.sampler or "ddim") in ("ddim", "ddpm")
-        if args.resample is None:
-            args.resample = DEFAULT_RESAMPLE if one_step else 1
+    elif args.resample is not None:  # unset: the pipeline's default for its sampler (check_resample)
         check_positive_int("--resample", args.resample)
-        if args.resample > 1 and not one_step:
+        if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
             raise ValueError(f"--resample needs --sampler ddim or ddpm (one-step), not {args.sampler}")
     pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
     size = pipe.vae.config.image_size
@@ -238,6 +234,7 @@ def edit_command(args: argparse.Namespace) -> Path:
     kwargs = _sampling_kwargs(args, pipe)
     if inpaint:
         mask = load_mask(args.mask, size)
+        args.resample = pipe.check_resample(args.resample)  # the value used, for the figure's caption
         images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
     else:
