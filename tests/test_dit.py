@@ -86,6 +86,20 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
     assert isinstance(pipe.unet, DiTModel)
     images = pipe(["a red circle"], num_inference_steps=2, seed=0, progress=False)
     assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
+    # lesson 11's distillation takes a DiT teacher too: the student is a DiT that starts as the teacher
+    from minildm.schedulers import LCMScheduler
+    from minildm.tasks import lcm_task
+
+    task = lcm_task("quick", teacher=str(out), data_size=16)
+    assert isinstance(task.model, DiTModel)
+    for a, b in zip(task.model.state_dict().values(), pipe.unet.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    student = tmp_path / "student"
+    assert main(["train", "lcm", "--teacher", str(out), "--budget", "quick", "--steps", "2", "--batch-size", "4",
+                 "--data-size", "16", "--run-dir", str(tmp_path / "lcm_run"), "--out", str(student)]) == 0
+    fast = TextToImagePipeline.from_pretrained(student)
+    assert isinstance(fast.unet, DiTModel) and isinstance(fast.scheduler, LCMScheduler)
+    assert torch.isfinite(fast(["a red circle"], seed=0, progress=False)).all()
     # a checkpoint whose patch size does not divide the latent is refused, naming the problem
     config["model"]["dit"]["patch_size"] = 3
     (out / "config.json").write_text(json.dumps(config))

@@ -38,7 +38,6 @@ import torch
 
 from minildm.checkpoints import load_pretrained
 from minildm.diffusion import add_noise
-from minildm.nn import UNetModel
 from minildm.schedulers import LCMScheduler, SchedulerMixin
 from minildm.tasks.common import (
     DeviceCache,
@@ -80,15 +79,16 @@ def lcm_task(
     original_steps: int = LCM_ORIGINAL_STEPS,
     consistency_loss: str = "l2",
 ) -> Task:
-    """Distil the text-to-image U-Net in ``teacher`` (default ``data/checkpoints/text2img``) into a
-    consistency student; its latents and captions are the teacher's training distribution (held-out
-    pairs still out), encoded by its VAE and text encoder (default the shipped ones, refused if they are
-    not the teacher's). ``original_steps`` and ``consistency_loss``: the module docstring."""
+    """Distil the text-to-image model in ``teacher`` (default ``data/checkpoints/text2img``; a U-Net or
+    lesson 11's DiT) into a consistency student of the same backbone; its latents and captions are the
+    teacher's training distribution (held-out pairs still out), encoded by its VAE and text encoder
+    (default the shipped ones, refused if they are not the teacher's). ``original_steps`` and
+    ``consistency_loss``: the module docstring."""
     preset = get_preset(preset)
     _check_options(original_steps, consistency_loss)
     teacher_net, teacher_scheduler, teacher_cfg = load_pretrained("text2img", teacher, device="cpu")
-    if "unet" not in teacher_cfg["model"] or "distillation" in teacher_cfg:
-        raise ValueError("--teacher must be a text2img U-Net checkpoint trained by `train text2img` "
+    if not {"unet", "dit"} & set(teacher_cfg["model"]) or "distillation" in teacher_cfg:
+        raise ValueError("--teacher must be a text2img checkpoint (U-Net or DiT) trained by `train text2img` "
                          f"(got one with model {sorted(teacher_cfg['model'])}"
                          f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
     timesteps = teacher_scheduler.config.num_train_timesteps
@@ -124,7 +124,7 @@ def lcm_task(
     loss = consistency_loss_fn(len(data.mean), draw_z0, pick_context, DeviceCache(uncond), teacher_net,
                                scheduler, distance=consistency_loss)
     torch.manual_seed(seed)
-    student = UNetModel(teacher_net.config)
+    student = type(teacher_net)(teacher_net.config)  # the teacher's backbone: lesson 06's U-Net or the DiT
     student.load_state_dict(teacher_net.state_dict())  # the student starts as the teacher
     return Task("lcm", student, loss, config, train_config(LCM_BUDGETS, budget, seed, preset))
 
