@@ -95,8 +95,9 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
     for a, b in zip(task.model.state_dict().values(), pipe.unet.state_dict().values()):
         torch.testing.assert_close(a, b)
     student = tmp_path / "student"
-    assert main(["train", "lcm", "--teacher", str(out), "--budget", "quick", "--steps", "2", "--batch-size", "4",
-                 "--data-size", "16", "--run-dir", str(tmp_path / "lcm_run"), "--out", str(student)]) == 0
+    tiny = ["--budget", "quick", "--steps", "2", "--batch-size", "4", "--data-size", "16"]
+    assert main(["train", "lcm", "--teacher", str(out), *tiny, "--run-dir", str(tmp_path / "lcm_run"),
+                 "--out", str(student)]) == 0
     fast = TextToImagePipeline.from_pretrained(student)
     assert isinstance(fast.unet, DiTModel) and isinstance(fast.scheduler, LCMScheduler)
     assert torch.isfinite(fast(["a red circle"], seed=0, progress=False)).all()
