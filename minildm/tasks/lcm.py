@@ -48,7 +48,7 @@ from minildm.tasks.common import (
     posterior_sampler,
     train_config,
 )
-from minildm.tasks.text2img import TEXT2IMG_DATA, _load_text_encoder, encode_captions
+from minildm.tasks.text2img import BACKBONES, TEXT2IMG_DATA, _load_text_encoder, encode_captions
 from minildm.training import TrainConfig
 from minildm.utils import check_positive_int
 
@@ -87,7 +87,7 @@ def lcm_task(
     preset = get_preset(preset)
     _check_options(original_steps, consistency_loss)
     teacher_net, teacher_scheduler, teacher_cfg = load_pretrained("text2img", teacher, device="cpu")
-    if not {"unet", "dit"} & set(teacher_cfg["model"]) or "distillation" in teacher_cfg:
+    if not set(BACKBONES) & set(teacher_cfg["model"]) or "distillation" in teacher_cfg:
         raise ValueError("--teacher must be a text2img checkpoint (U-Net or DiT) trained by `train text2img` "
                          f"(got one with model {sorted(teacher_cfg['model'])}"
                          f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
