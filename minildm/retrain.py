@@ -6,17 +6,19 @@ one's quality beside the shipped one's.
                               [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
 
 Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
-text2img on the new VAE and CLIP, and lesson 11's student distilled from it. With ``--jobs N``
+text2img (the U-Net) and text2img_dit (lesson 11's DiT, twice the steps) on the new VAE and CLIP, and
+lesson 11's student distilled from the U-Net. With ``--jobs N``
 (default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it is trained on
 have finished: one run of these small models leaves a GPU mostly idle (its steps are bound by kernel
 launches), so several share it well. Each run is
-``python -m minildm train KIND --budget full ...`` (with ``SHIPPED_OPTIONS``: text2img ``--clip-skip 2``, lcm
-``--consistency-loss huber``) in a child process, its output in
+``python -m minildm train TASK --budget full ...`` (with ``SHIPPED_OPTIONS``: text2img ``--clip-skip 2``,
+text2img_dit ``--backbone dit --clip-skip 2`` and twice the preset's steps, lcm ``--consistency-loss huber``)
+in a child process, its output in
 ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
 
-On 2 CPU cores the "cpu" preset takes about 3 h 20 min (text2img alone about 80 min); on one
+On 2 CPU cores the "cpu" preset takes about 5 h (text2img and text2img_dit about 80-100 min each); on one
 H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
 """
 
@@ -29,37 +31,62 @@ import sys
 import time
 from pathlib import Path
 
-#: dependency order: a model is trained after the checkpoints it is trained on
-ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "lcm")
+#: dependency order: a model is trained after the checkpoints it is trained on (each name is a folder
+#: of data/checkpoints)
+ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "text2img_dit", "lcm")
+
+#: shipped checkpoints whose folder is not named after the task that trains them
+TASK_OF = {"text2img_dit": "text2img"}
 
 #: the options beyond the task's defaults that the shipped checkpoints were trained with: the U-Net reads
-#: the text encoder's embeddings alone (lesson 10, section 5), its student is distilled with the
-#: pseudo-Huber distance (lesson 11); tests/test_retrain.py checks them against data/checkpoints' configs
-SHIPPED_OPTIONS = {"text2img": ["--clip-skip", "2"], "lcm": ["--consistency-loss", "huber"]}
+#: the text encoder's embeddings alone (lesson 10, section 5), lesson 11's DiT too, its student is
+#: distilled with the pseudo-Huber distance (lesson 11); tests/test_retrain.py checks them against
+#: data/checkpoints' configs
+SHIPPED_OPTIONS = {
+    "text2img": ["--clip-skip", "2"],
+    "text2img_dit": ["--backbone", "dit", "--clip-skip", "2"],
+    "lcm": ["--consistency-loss", "huber"],
+}
+
+#: shipped checkpoints trained for a multiple of their preset's steps: the DiT for twice text2img's
+#: (lesson 10, section 7: at the U-Net's CPU time it composes best)
+STEPS_FACTOR = {"text2img_dit": 2}
 
 
 def train_argv(
     kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
 ) -> list[str]:
-    """The training command of ``kind``, on the VAE and CLIP retrained before it."""
-    argv = [sys.executable, "-m", "minildm", "train", kind, "--budget", budget, "--preset", preset,
+    """The training command of the shipped checkpoint ``kind``, on the VAE and CLIP retrained before it."""
+    task = TASK_OF.get(kind, kind)
+    argv = [sys.executable, "-m", "minildm", "train", task, "--budget", budget, "--preset", preset,
             "--run-dir", str(out / "runs" / kind), "--out", str(out / "checkpoints" / kind)]
     argv += ["--resume"] if resume and (out / "runs" / kind / "training_state.safetensors").exists() else [
         "--overwrite"]
-    if kind in ("latent_ddpm", "text2img", "lcm"):
+    if task in ("latent_ddpm", "text2img", "lcm"):
         argv += ["--vae", str(out / "checkpoints" / "vae")]
-    if kind in ("text2img", "lcm"):
+    if task in ("text2img", "lcm"):
         argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
     if kind == "lcm":  # lesson 11's student, distilled from the new text2img
         argv += ["--teacher", str(out / "checkpoints" / "text2img")]
     argv += SHIPPED_OPTIONS.get(kind, [])
+    if kind in STEPS_FACTOR:
+        argv += ["--steps", str(STEPS_FACTOR[kind] * preset_steps(task, budget, preset))]
     if device is not None:
         argv += ["--device", device]
     return argv
 
 
+def preset_steps(task: str, budget: str, preset: str) -> int:
+    """The number of steps ``task``'s ``budget`` trains for on ``preset``."""
+    from minildm.tasks import TRAIN_BUDGETS
+    from minildm.tasks.common import train_config
+
+    return train_config(TRAIN_BUDGETS[task], budget, 0, preset).steps
+
+
 #: what each kind is trained on (it starts once these, when retrained too, have finished)
-DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "lcm": ("text2img",)}
+DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "text2img_dit": ("vae", "clip"),
+           "lcm": ("text2img",)}
 
 
 def _launch_order(kinds: list[str]) -> list[str]:

@@ -111,3 +111,20 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
 def test_backbone_only_for_text2img(capsys):
     assert main(["train", "toy2d", "--backbone", "dit", "--steps", "1"]) == 1
     assert "--backbone applies to 'text2img' only" in capsys.readouterr().err
+
+
+def test_the_shipped_dit_loads_and_draws_a_prompt():
+    """data/checkpoints/text2img_dit: lesson 11's DiT at twice text2img's steps (lesson 10, section 5)."""
+    from minildm.checkpoints import checkpoint_dir
+    from minildm.metrics import judge
+    from minildm.pipelines import TextToImagePipeline
+    from minildm.utils import to_uint8
+
+    pipe = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_dit", device="cpu")
+    assert isinstance(pipe.unet, DiTModel) and pipe.config["kind"] == "text2img"
+    assert pipe.config["text_encoder"]["clip_skip"] == 2 and pipe.config["steps_trained"] == 24_000
+    assert "resumed" not in pipe.config  # trained from scratch in one run
+    prompts = ["a red circle", "a green triangle", "a blue square"]  # one object: 192 of 192 in evaluate
+    images = pipe(prompts, seed=0, progress=False)
+    assert images.shape == (3, 3, 32, 32) and torch.isfinite(images).all()
+    assert [judge(image, p).ok for image, p in zip(to_uint8(images), prompts)] == [True, True, True]

@@ -37,6 +37,25 @@ def test_retraining_uses_the_options_the_shipped_checkpoints_were_trained_with(t
     assert shipped["lcm"]["text_encoder"].get("clip_skip", 0) == skip  # the student reads its teacher's layer
     assert lcm[lcm.index("--consistency-loss") + 1] == shipped["lcm"]["distillation"]["loss"]
     assert "--clip-skip" not in train_argv("latent_ddpm", tmp_path, "cpu", None, resume=False)
+    dit = train_argv("text2img_dit", tmp_path, "cpu", None, resume=False)
+    shipped_dit = json.loads((CHECKPOINTS / "text2img_dit" / "config.json").read_text())
+    assert "dit" in shipped_dit["model"] and dit[dit.index("--backbone") + 1] == "dit"
+    assert shipped_dit["text_encoder"]["clip_skip"] == int(dit[dit.index("--clip-skip") + 1]) == skip
+    assert shipped_dit["steps_trained"] == int(dit[dit.index("--steps") + 1])
+    assert shipped_dit["preset"] == "cpu" and "resumed" not in shipped_dit
+
+
+@pytest.mark.parametrize("preset, steps", [("cpu", "24000"), ("gpu", "3000")])
+def test_the_dit_is_retrained_by_the_text2img_task_for_twice_its_steps(tmp_path, preset, steps):
+    argv = train_argv("text2img_dit", tmp_path, preset, None, resume=False)
+    assert argv[4] == "text2img" and argv[argv.index("--backbone") + 1] == "dit"
+    assert argv[argv.index("--run-dir") + 1] == str(tmp_path / "runs" / "text2img_dit")
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "checkpoints" / "text2img_dit")
+    assert argv[argv.index("--vae") + 1] == str(tmp_path / "checkpoints" / "vae")
+    assert argv[argv.index("--steps") + 1] == steps  # twice the preset's 12,000 (cpu) or 1,500 (gpu)
+    assert "--steps" not in train_argv("text2img", tmp_path, preset, None, resume=False)
+    quick = train_argv("text2img_dit", tmp_path, preset, None, resume=False, budget="quick")
+    assert quick[quick.index("--steps") + 1] == "80"  # the quick budget's 40, twice
 
 
 def test_retrain_writes_logs_checkpoints_and_the_table(tmp_path, capsys, monkeypatch):
@@ -59,7 +78,7 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
 def test_parallel_runs_start_after_what_they_are_trained_on(tmp_path, capsys, monkeypatch):
     # what text2img waits for starts first; text2img, the longest, as soon as it can
     assert _launch_order(list(ORDER)) == [
-        "vae", "clip", "text2img", "toy2d", "pixel_ddpm", "latent_ddpm", "lcm"]
+        "vae", "clip", "text2img", "toy2d", "pixel_ddpm", "latent_ddpm", "text2img_dit", "lcm"]
     assert _launch_order(["toy2d", "latent_ddpm"]) == ["toy2d", "latent_ddpm"]  # no VAE retrained here
     monkeypatch.setenv("MINILDM_DEVICE", "cpu")
     argv = ["--only", "toy2d", "vae", "latent_ddpm", "--budget", "quick", "--jobs", "2",

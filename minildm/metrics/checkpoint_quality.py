@@ -6,7 +6,8 @@ one (``make checkpoints``, :mod:`minildm.retrain`). Each figure is the one its l
 - ``vae`` (lesson 04): the judge on reconstructions of held-out renders, and their mean PSNR;
 - ``pixel_ddpm`` (03) and ``latent_ddpm`` (05): samples that are one clean object;
 - ``clip`` (06): text -> image and image -> text top-1 retrieval among held-out renders;
-- ``text2img`` (06, 09): prompt fidelity by the judge, all kinds and two objects (``evaluate``).
+- ``text2img`` (06, 09) and ``text2img_dit`` (10, 11): prompt fidelity by the judge, all kinds and two
+  objects (``evaluate``).
 
 Every figure comes with its sample size; the same arguments give the same figures on the CPU.
 """
@@ -143,11 +144,12 @@ QUALITY = {
     "latent_ddpm": (latent_ddpm_quality, ("vae",)),
     "clip": (clip_quality, ()),
     "text2img": (text2img_quality, ("vae", "clip")),
+    "text2img_dit": (text2img_quality, ("vae", "clip")),
     "lcm": (lcm_quality, ("vae", "clip")),
 }
 #: samples per kind by default: enough for a figure to move by a few points at most
 DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128,
-             "lcm": 128}
+             "text2img_dit": 128, "lcm": 128}
 
 
 def checkpoint_quality(
@@ -166,5 +168,7 @@ def checkpoint_quality(
     function, deps = QUALITY[kind]
     n = DEFAULT_N[kind] if n is None else check_positive_int("n", n)
     given = {"vae": None if vae is None else Path(vae), "clip": None if clip is None else Path(clip)}
-    folder = None if folder is None else Path(folder)
+    from minildm.checkpoints import checkpoint_dir
+
+    folder = checkpoint_dir() / kind if folder is None else Path(folder)  # the shipped folder is named kind
     return function(folder, n, get_device(device), **{d: given[d] for d in deps})
