@@ -49,7 +49,7 @@ SHIPPED_OPTIONS = {
 }
 
 #: shipped checkpoints trained for a multiple of their preset's steps: the DiT for twice text2img's
-#: (lesson 10, section 7: at the U-Net's CPU time it composes best)
+#: (lesson 10, section 5: at the U-Net's CPU time it composes best)
 STEPS_FACTOR = {"text2img_dit": 2}
 
 
