@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from minildm.checkpoints import checkpoint_dir
 from minildm.metrics.composition import FAILURE_TYPES, composition_prompts, failure_table
 from minildm.metrics.evaluation import generate
 from minildm.metrics.judge import judge
@@ -44,7 +45,8 @@ def main() -> None:
     parser.add_argument("--seed", default="0", help="one seed, or several comma-separated (pooled)")
     parser.add_argument("--configs", default="3/0,3/0.25,2.5/0.25,2/0.5,3/1,3/2",
                         help="GUIDANCE/PHRASES pairs, comma-separated")
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint", default=checkpoint_dir() / "text2img_unet",
+                        help="default: lesson 06's U-Net (data/checkpoints/text2img_unet)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seed.split(",")]
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint)

@@ -1,4 +1,4 @@
-"""Benchmark lesson 07: DDIM in few steps against DDPM in many, on lesson 06's text-to-image model.
+"""Benchmark lesson 07: DDIM in few steps against DDPM in many, on lesson 06's text-to-image U-Net.
 
     python bench/ddim.py [--n 48] [--ddim 10,25,50] [--ddpm 50,1000] [--guidance 3.0] [--eta 0]
 
@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from minildm.checkpoints import checkpoint_dir
 from minildm.metrics import PROMPT_KINDS, prompt_fidelity
 from minildm.pipelines import DEFAULT_GUIDANCE, TextToImagePipeline
 from minildm.schedulers import SCHEDULERS
@@ -30,7 +31,8 @@ def main() -> None:
     parser.add_argument("--ddpm", default="50,1000", help="DDPM step counts")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta")
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint", default=checkpoint_dir() / "text2img_unet",
+                        help="default: lesson 06's U-Net (data/checkpoints/text2img_unet)")
     parser.add_argument("--device", default=None, help="default: the best available")
     args = parser.parse_args()
 

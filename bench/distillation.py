@@ -31,17 +31,26 @@ def measure(pipe, n: int, steps: int, guidance: float) -> tuple[int, int, float]
     return round(result["score"] * judged), judged, (time.perf_counter() - start) * 1000 / judged
 
 
+def own_teacher(config: dict) -> Path:
+    """The teacher a student's config records: a folder as given to ``train lcm --teacher`` (absolute),
+    or ``data/checkpoints/NAME`` for a shipped one, found in this package's checkpoint folder."""
+    recorded = Path(config["distillation"]["teacher"])
+    return recorded if recorded.is_absolute() else checkpoint_dir() / recorded.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--student", type=Path, default=checkpoint_dir() / "lcm")
-    parser.add_argument("--teacher", type=Path, default=None, help="default data/checkpoints/text2img")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="default: the student's own teacher, as its config records it (the shipped "
+                        "student's: data/checkpoints/text2img_unet, the U-Net)")
     parser.add_argument("--n", type=int, default=32, help="prompts per kind (4 kinds)")
     parser.add_argument("--steps", default="1,2,4,8")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     device = get_device(args.device)
     student = TextToImagePipeline.from_pretrained(args.student, device=device)
-    teacher = TextToImagePipeline.from_pretrained(args.teacher, device=device)
+    teacher = TextToImagePipeline.from_pretrained(args.teacher or own_teacher(student.config), device=device)
     trained = teacher.scheduler.config
     steps = [int(s) for s in args.steps.split(",")]
     rows = [("student (LCM)", student, None, s, 1) for s in steps]

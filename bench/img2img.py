@@ -20,6 +20,7 @@ beside the total: one set of 96 can read several points rosier or bleaker than t
 import argparse
 import time
 
+from minildm.checkpoints import checkpoint_dir
 from minildm.metrics import judge, wilson_interval
 from minildm.metrics.edits import EditCases, inpaint_cases, recolour_cases, reshape_cases
 from minildm.pipelines import DEFAULT_STRENGTH, Img2ImgPipeline, InpaintPipeline
@@ -75,7 +76,8 @@ def main() -> None:
     parser.add_argument("--init", default="inversion,noise", help="img2img starts to compare")
     parser.add_argument("--resample", default="1,3,5", help="RePaint's resample_steps to compare")
     parser.add_argument("--guidance", type=float, default=None, help="guidance (default: the pipeline's)")
-    parser.add_argument("--checkpoint", default=None, help="a text2img checkpoint (default: the shipped one)")
+    parser.add_argument("--checkpoint", default=checkpoint_dir() / "text2img_unet",
+                        help="default: lesson 06's U-Net (data/checkpoints/text2img_unet)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seed.split(",")]
     extra = {} if args.guidance is None else {"guidance_scale": args.guidance}

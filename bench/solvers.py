@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from minildm.checkpoints import checkpoint_dir
 from minildm.metrics import prompt_fidelity, wilson_interval
 from minildm.pipelines import DEFAULT_GUIDANCE, TextToImagePipeline
 from minildm.schedulers import SCHEDULERS
@@ -25,7 +26,8 @@ def main() -> None:
     parser.add_argument("--steps", default="4,6,8,10,25")
     parser.add_argument("--solvers", default="ddim,dpm++,euler,euler_a")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint", default=checkpoint_dir() / "text2img_unet",
+                        help="default: lesson 06's U-Net (data/checkpoints/text2img_unet)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from minildm.checkpoints import load_pretrained
+from minildm.checkpoints import checkpoint_dir, load_pretrained
 from minildm.data import ShapesDataset
 from minildm.metrics import PROMPT_KINDS, prompt_fidelity
 from minildm.pipelines import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, TextToImagePipeline
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--sweep", default="1,1.5,2,3,5,7.5", help="guidance scales to compare")
     parser.add_argument("--sampler", choices=sorted(SCHEDULERS), default=DEFAULT_SAMPLER)
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--checkpoint", default=checkpoint_dir() / "text2img_unet",
+                        help="default: lesson 06's U-Net (data/checkpoints/text2img_unet)")
     args = parser.parse_args()
 
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")

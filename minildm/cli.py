@@ -50,7 +50,7 @@ def _sampling() -> argparse.ArgumentParser:
         "lcm (a distilled student's, its default)",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's noise: 0 deterministic, 1 DDPM-like")
-    p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: data/checkpoints/text2img")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-strict", action="store_true",
                    help="let prompts outside the caption grammar through (for experiments)")
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phrase-guidance", type=float, default=0.0,
                    help="composable guidance: one guided term per object of a two-object prompt (lesson 10; "
                    "0 = off, e.g. 1; twice the work for two objects)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="default data/checkpoints/text2img")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: data/checkpoints/text2img")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p = add("tokenizer", "build the tokenizer from the caption grammar", common)
     p.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")

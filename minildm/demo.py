@@ -4,8 +4,8 @@
 2. one image taken through the forward process q(x_t | x_0) (lesson 01);
 3. images sampled from noise by the pixel-space DDPM (lesson 03) and
 4. by the latent diffusion model (lesson 05);
-5. prompts turned into pictures by the text-to-image model (lesson 06) with DDIM (lesson 07),
-   each marked by the judge.
+5. prompts turned into pictures by the default text-to-image model (lesson 06's recipe on lesson 11's
+   DiT, which composes best: lesson 10) with DDIM (lesson 07), each marked by the judge.
 
 Each row is one small function returning ``(images, titles)``; :func:`demo` lays them out.
 """
@@ -130,7 +130,7 @@ def demo(output: Path, seed: int = 0) -> Path:
         f"The shapes world (judge: {world_score:.0%} of captions satisfied), the forward "
         f"process q(x_t | x_0) (linear schedule, T = 1000),\nand new images sampled "
         "from noise by the pixel-space DDPM of lesson 03 and the latent diffusion model of lesson 05;\n"
-        f"bottom row: lesson 06 turns prompts into pictures ({passed} of {len(DEMO_PROMPTS)} "
+        f"bottom row: prompts turned into pictures by lesson 11's DiT ({passed} of {len(DEMO_PROMPTS)} "
         "judged to follow their prompt)",
         fontsize=10,
     )

@@ -6,19 +6,19 @@ one's quality beside the shipped one's.
                               [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
 
 Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
-text2img (the U-Net) and text2img_dit (lesson 11's DiT, twice the steps) on the new VAE and CLIP, and
-lesson 11's student distilled from the U-Net. With ``--jobs N``
-(default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it is trained on
-have finished: one run of these small models leaves a GPU mostly idle (its steps are bound by kernel
-launches), so several share it well. Each run is
-``python -m minildm train TASK --budget full ...`` (with ``SHIPPED_OPTIONS``: text2img ``--clip-skip 2``,
-text2img_dit ``--backbone dit --clip-skip 2`` and twice the preset's steps, lcm ``--consistency-loss huber``)
+text2img (the default: lesson 11's DiT, twice the steps; lesson 10 section 5) and text2img_unet (the
+U-Net of lessons 06-09) on the new VAE and CLIP, and lesson 11's student distilled from the U-Net.
+With ``--jobs N`` (default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it
+is trained on have finished: one run of these small models leaves a GPU mostly idle (its steps are bound
+by kernel launches), so several share it well. Each run is ``python -m minildm train TASK --budget full
+...`` (with ``SHIPPED_OPTIONS``: text2img ``--backbone dit --clip-skip 2`` and twice the preset's steps,
+text2img_unet ``--clip-skip 2``, lcm ``--consistency-loss huber`` and the U-Net as its teacher)
 in a child process, its output in
 ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
 
-On 2 CPU cores the "cpu" preset takes about 5 h (text2img and text2img_dit about 80-100 min each); on one
+On 2 CPU cores the "cpu" preset takes about 5 h (text2img and text2img_unet about 80-100 min each); on one
 H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
 """
 
@@ -33,24 +33,24 @@ from pathlib import Path
 
 #: dependency order: a model is trained after the checkpoints it is trained on (each name is a folder
 #: of data/checkpoints)
-ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "text2img_dit", "lcm")
+ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "text2img_unet", "lcm")
 
 #: shipped checkpoints whose folder is not named after the task that trains them
-TASK_OF = {"text2img_dit": "text2img"}
+TASK_OF = {"text2img_unet": "text2img"}
 
 #: the options beyond the task's defaults that the shipped checkpoints were trained with: the U-Net reads
 #: the text encoder's embeddings alone (lesson 10, section 5), lesson 11's DiT too, its student is
 #: distilled with the pseudo-Huber distance (lesson 11); tests/test_retrain.py checks them against
 #: data/checkpoints' configs
 SHIPPED_OPTIONS = {
-    "text2img": ["--clip-skip", "2"],
-    "text2img_dit": ["--backbone", "dit", "--clip-skip", "2"],
+    "text2img": ["--backbone", "dit", "--clip-skip", "2"],
+    "text2img_unet": ["--clip-skip", "2"],
     "lcm": ["--consistency-loss", "huber"],
 }
 
-#: shipped checkpoints trained for a multiple of their preset's steps: the DiT for twice text2img's
-#: (lesson 10, section 5: at the U-Net's CPU time it composes best)
-STEPS_FACTOR = {"text2img_dit": 2}
+#: shipped checkpoints trained for a multiple of their preset's steps: the default text2img, lesson 11's
+#: DiT, for twice the task's (lesson 10, section 5: at the U-Net's CPU time it composes best)
+STEPS_FACTOR = {"text2img": 2}
 
 
 def train_argv(
@@ -66,8 +66,8 @@ def train_argv(
         argv += ["--vae", str(out / "checkpoints" / "vae")]
     if task in ("text2img", "lcm"):
         argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
-    if kind == "lcm":  # lesson 11's student, distilled from the new text2img
-        argv += ["--teacher", str(out / "checkpoints" / "text2img")]
+    if kind == "lcm":  # lesson 11's student, distilled from the new U-Net
+        argv += ["--teacher", str(out / "checkpoints" / "text2img_unet")]
     argv += SHIPPED_OPTIONS.get(kind, [])
     if kind in STEPS_FACTOR:
         argv += ["--steps", str(STEPS_FACTOR[kind] * preset_steps(task, budget, preset))]
@@ -85,15 +85,19 @@ def preset_steps(task: str, budget: str, preset: str) -> int:
 
 
 #: what each kind is trained on (it starts once these, when retrained too, have finished)
-DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "text2img_dit": ("vae", "clip"),
-           "lcm": ("text2img",)}
+DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "text2img_unet": ("vae", "clip"),
+           "lcm": ("text2img_unet",)}
 
 
 def _launch_order(kinds: list[str]) -> list[str]:
-    """``kinds`` in the order to start them: what others wait for first (the VAE and CLIP before
-    text2img, the longest run), then the rest in ``ORDER``."""
+    """``kinds`` in the order to start them: what others wait for first (the VAE and CLIP, the U-Net
+    lesson 11's student is distilled from), then the other text-to-image run (the longest), then the rest
+    in ``ORDER``."""
     needed = {dep for kind in kinds for dep in DEPENDS.get(kind, ()) if dep in kinds}
-    return sorted(kinds, key=lambda kind: (kind not in needed, ORDER.index(kind)))
+    def rank(kind: str) -> int:
+        return 0 if kind in needed else 1 if TASK_OF.get(kind, kind) == "text2img" else 2
+
+    return sorted(kinds, key=lambda kind: (rank(kind), ORDER.index(kind)))
 
 
 def retrain(
@@ -147,12 +151,12 @@ def quality_table(kinds: list[str], out: Path, device: str | None, n: int | None
     from minildm.metrics.checkpoint_quality import checkpoint_quality
 
     new = out / "checkpoints"
-    lines = [f"{'checkpoint':<12} {'figure':<18} {'shipped':>10} {'retrained':>10}   n"]
+    lines = [f"{'checkpoint':<14} {'figure':<18} {'shipped':>10} {'retrained':>10}   n"]
     for kind in kinds:
         shipped = checkpoint_quality(kind, None, n, device)
         retrained = checkpoint_quality(kind, new / kind, n, device, vae=new / "vae", clip=new / "clip")
         for name in (k for k in shipped if k != "n"):
-            lines.append(f"{kind:<12} {name:<18} {shipped[name]:>10} {retrained[name]:>10}   {shipped['n']}")
+            lines.append(f"{kind:<14} {name:<18} {shipped[name]:>10} {retrained[name]:>10}   {shipped['n']}")
     return "\n".join(lines)
 
 

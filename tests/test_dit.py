@@ -114,14 +114,17 @@ def test_backbone_only_for_text2img(capsys):
 
 
 def test_the_shipped_dit_loads_and_draws_a_prompt():
-    """data/checkpoints/text2img_dit: lesson 11's DiT at twice text2img's steps (lesson 10, section 5)."""
+    """data/checkpoints/text2img, the default: lesson 11's DiT at twice the U-Net's steps (lesson 10,
+    section 5); the U-Net of lessons 06-09 ships beside it as text2img_unet."""
     from minildm.checkpoints import checkpoint_dir
     from minildm.metrics import judge
     from minildm.pipelines import TextToImagePipeline
     from minildm.utils import to_uint8
 
-    pipe = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_dit", device="cpu")
+    pipe = TextToImagePipeline.from_pretrained(device="cpu")  # the default checkpoint
     assert isinstance(pipe.unet, DiTModel) and pipe.config["kind"] == "text2img"
+    unet = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_unet", device="cpu").unet
+    assert isinstance(unet, UNetModel)
     assert pipe.config["text_encoder"]["clip_skip"] == 2 and pipe.config["steps_trained"] == 24_000
     assert "resumed" not in pipe.config  # trained from scratch in one run
     prompts = ["a red circle", "a green triangle", "a blue square"]  # one object: 192 of 192 in evaluate

@@ -20,7 +20,7 @@ PROMPTS = ["a red circle to the left of a blue square", "a large green triangle 
 
 
 def _sampling_outputs() -> dict[str, torch.Tensor]:
-    from minildm.checkpoints import load_pretrained
+    from minildm.checkpoints import checkpoint_dir, load_pretrained
     from minildm.pipelines import LatentDiffusionPipeline, TextToImagePipeline
     from minildm.sampling import Sampler
     from minildm.schedulers import DDIMScheduler, DDPMScheduler
@@ -33,7 +33,8 @@ def _sampling_outputs() -> dict[str, torch.Tensor]:
     )
     latent = LatentDiffusionPipeline.from_pretrained(device="cpu")
     out["latent_pipeline"] = latent(2, 5, seed=0, progress=False)
-    pipe = TextToImagePipeline.from_pretrained(device="cpu")
+    # the U-Net the references were written with (the default became lesson 11's DiT in session 10)
+    pipe = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_unet", device="cpu")
     images, latents = pipe(PROMPTS, 5, 3.0, seed=0, progress=False, return_latents=True)
     out["text2img_ddim"], out["text2img_ddim_latents"] = images, latents
     pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -46,12 +47,15 @@ def _sampling_outputs() -> dict[str, torch.Tensor]:
 
 
 def _first_losses() -> dict[str, torch.Tensor]:
+    from minildm.checkpoints import checkpoint_dir
     from minildm.tasks import TASKS
     from minildm.training import step_generator
 
     out = {}
     for name, task_fn in sorted(TASKS.items()):
         kwargs = {} if name == "toy2d" else {"data_size": 64}
+        if name == "lcm":  # distilled from the U-Net, as the reference was (and the shipped student is)
+            kwargs["teacher"] = checkpoint_dir() / "text2img_unet"
         task = task_fn("quick", seed=0, **kwargs)
         with torch.no_grad():
             out[f"loss_{task.kind}"] = task.loss(task.model, step_generator(0, 3), 8).reshape(1)

@@ -13,9 +13,9 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
     assert ORDER.index("vae") < ORDER.index("latent_ddpm") < ORDER.index("text2img")
-    assert ORDER.index("clip") < ORDER.index("text2img") < ORDER.index("lcm")
+    assert ORDER.index("clip") < ORDER.index("text2img_unet") < ORDER.index("lcm")
     lcm = train_argv("lcm", tmp_path, "cpu", None, resume=False)
-    assert lcm[lcm.index("--teacher") + 1] == str(tmp_path / "checkpoints" / "text2img")
+    assert lcm[lcm.index("--teacher") + 1] == str(tmp_path / "checkpoints" / "text2img_unet")  # the U-Net's
     argv = train_argv("text2img", tmp_path, "gpu", None, resume=False)
     assert argv[:5] == [sys.executable, "-m", "minildm", "train", "text2img"]
     assert argv[argv.index("--vae") + 1] == str(tmp_path / "checkpoints" / "vae")
@@ -28,17 +28,20 @@ def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
 
 
 def test_retraining_uses_the_options_the_shipped_checkpoints_were_trained_with(tmp_path):
-    text2img = train_argv("text2img", tmp_path, "cpu", None, resume=False)
+    unet = train_argv("text2img_unet", tmp_path, "cpu", None, resume=False)
     lcm = train_argv("lcm", tmp_path, "cpu", None, resume=False)
     shipped = {kind: json.loads((CHECKPOINTS / kind / "config.json").read_text())
-               for kind in ("text2img", "lcm")}
-    skip = shipped["text2img"]["text_encoder"].get("clip_skip", 0)
-    assert text2img[text2img.index("--clip-skip") + 1] == str(skip) == SHIPPED_OPTIONS["text2img"][1]
+               for kind in ("text2img", "text2img_unet", "lcm")}
+    skip = shipped["text2img_unet"]["text_encoder"].get("clip_skip", 0)
+    assert unet[unet.index("--clip-skip") + 1] == str(skip) == SHIPPED_OPTIONS["text2img_unet"][1]
+    assert "unet" in shipped["text2img_unet"]["model"] and "--backbone" not in unet
     assert shipped["lcm"]["text_encoder"].get("clip_skip", 0) == skip  # the student reads its teacher's layer
+    assert "unet" in shipped["lcm"]["model"]  # distilled from the U-Net, whose backbone it takes
+    assert shipped["lcm"]["distillation"]["teacher"] == "data/checkpoints/text2img_unet"
     assert lcm[lcm.index("--consistency-loss") + 1] == shipped["lcm"]["distillation"]["loss"]
     assert "--clip-skip" not in train_argv("latent_ddpm", tmp_path, "cpu", None, resume=False)
-    dit = train_argv("text2img_dit", tmp_path, "cpu", None, resume=False)
-    shipped_dit = json.loads((CHECKPOINTS / "text2img_dit" / "config.json").read_text())
+    dit = train_argv("text2img", tmp_path, "cpu", None, resume=False)  # the default: lesson 11's DiT
+    shipped_dit = shipped["text2img"]
     assert "dit" in shipped_dit["model"] and dit[dit.index("--backbone") + 1] == "dit"
     assert shipped_dit["text_encoder"]["clip_skip"] == int(dit[dit.index("--clip-skip") + 1]) == skip
     assert shipped_dit["steps_trained"] == int(dit[dit.index("--steps") + 1])
@@ -46,15 +49,17 @@ def test_retraining_uses_the_options_the_shipped_checkpoints_were_trained_with(t
 
 
 @pytest.mark.parametrize("preset, steps", [("cpu", "24000"), ("gpu", "3000")])
-def test_the_dit_is_retrained_by_the_text2img_task_for_twice_its_steps(tmp_path, preset, steps):
-    argv = train_argv("text2img_dit", tmp_path, preset, None, resume=False)
+def test_the_default_dit_is_retrained_for_twice_the_steps_of_the_unet(tmp_path, preset, steps):
+    argv = train_argv("text2img", tmp_path, preset, None, resume=False)
     assert argv[4] == "text2img" and argv[argv.index("--backbone") + 1] == "dit"
-    assert argv[argv.index("--run-dir") + 1] == str(tmp_path / "runs" / "text2img_dit")
-    assert argv[argv.index("--out") + 1] == str(tmp_path / "checkpoints" / "text2img_dit")
+    assert argv[argv.index("--run-dir") + 1] == str(tmp_path / "runs" / "text2img")
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "checkpoints" / "text2img")
     assert argv[argv.index("--vae") + 1] == str(tmp_path / "checkpoints" / "vae")
     assert argv[argv.index("--steps") + 1] == steps  # twice the preset's 12,000 (cpu) or 1,500 (gpu)
-    assert "--steps" not in train_argv("text2img", tmp_path, preset, None, resume=False)
-    quick = train_argv("text2img_dit", tmp_path, preset, None, resume=False, budget="quick")
+    unet = train_argv("text2img_unet", tmp_path, preset, None, resume=False)
+    assert unet[4] == "text2img" and "--steps" not in unet and "--backbone" not in unet
+    assert unet[unet.index("--out") + 1] == str(tmp_path / "checkpoints" / "text2img_unet")
+    quick = train_argv("text2img", tmp_path, preset, None, resume=False, budget="quick")
     assert quick[quick.index("--steps") + 1] == "80"  # the quick budget's 40, twice
 
 
@@ -76,9 +81,9 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
 
 
 def test_parallel_runs_start_after_what_they_are_trained_on(tmp_path, capsys, monkeypatch):
-    # what text2img waits for starts first; text2img, the longest, as soon as it can
+    # what the text2img runs and lcm wait for start first; the other text2img run, long too, next
     assert _launch_order(list(ORDER)) == [
-        "vae", "clip", "text2img", "toy2d", "pixel_ddpm", "latent_ddpm", "text2img_dit", "lcm"]
+        "vae", "clip", "text2img_unet", "text2img", "toy2d", "pixel_ddpm", "latent_ddpm", "lcm"]
     assert _launch_order(["toy2d", "latent_ddpm"]) == ["toy2d", "latent_ddpm"]  # no VAE retrained here
     monkeypatch.setenv("MINILDM_DEVICE", "cpu")
     argv = ["--only", "toy2d", "vae", "latent_ddpm", "--budget", "quick", "--jobs", "2",

@@ -6,8 +6,8 @@ one (``make checkpoints``, :mod:`minildm.retrain`). Each figure is the one its l
 - ``vae`` (lesson 04): the judge on reconstructions of held-out renders, and their mean PSNR;
 - ``pixel_ddpm`` (03) and ``latent_ddpm`` (05): samples that are one clean object;
 - ``clip`` (06): text -> image and image -> text top-1 retrieval among held-out renders;
-- ``text2img`` (06, 09) and ``text2img_dit`` (10, 11): prompt fidelity by the judge, all kinds and two
-  objects (``evaluate``).
+- ``text2img`` (the default, lesson 11's DiT; 10, 11) and ``text2img_unet`` (the U-Net; 06, 09): prompt
+  fidelity by the judge, all kinds and two objects (``evaluate``).
 
 Every figure comes with its sample size; the same arguments give the same figures on the CPU.
 """
@@ -144,12 +144,12 @@ QUALITY = {
     "latent_ddpm": (latent_ddpm_quality, ("vae",)),
     "clip": (clip_quality, ()),
     "text2img": (text2img_quality, ("vae", "clip")),
-    "text2img_dit": (text2img_quality, ("vae", "clip")),
+    "text2img_unet": (text2img_quality, ("vae", "clip")),
     "lcm": (lcm_quality, ("vae", "clip")),
 }
 #: samples per kind by default: enough for a figure to move by a few points at most
 DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128,
-             "text2img_dit": 128, "lcm": 128}
+             "text2img_unet": 128, "lcm": 128}
 
 
 def checkpoint_quality(

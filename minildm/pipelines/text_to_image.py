@@ -120,9 +120,10 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         text_encoder_path: str | Path | None = None,
         device: str | torch.device | None = None,
     ) -> TextToImagePipeline:
-        """Load the U-Net in ``path`` (default ``data/checkpoints/text2img``), the VAE and the text
-        encoder it was trained with (their default places, or the given folders), with a
-        DDIM scheduler on the checkpoint's noise schedule."""
+        """Load the noise predictor in ``path`` (default ``data/checkpoints/text2img``, lesson 11's DiT;
+        ``data/checkpoints/text2img_unet`` is the U-Net of lessons 06-09), the VAE and the text encoder it
+        was trained with (their default places, or the given folders), with a DDIM scheduler on the
+        checkpoint's noise schedule."""
         device = get_device(device)
         unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         vae = cls.load_matching_vae(config, vae_path, device)
