@@ -127,15 +127,6 @@ def text2img_quality(
             "n": f"{per_kind}/kind"}
 
 
-def lcm_quality(
-    folder: Path | None, n: int, device: torch.device, vae: Path | None = None, clip: Path | None = None
-) -> dict[str, str]:
-    """Lesson 11's student, as text2img is measured, at its own default (4 LCM steps, no extra guidance)."""
-    from minildm.checkpoints import checkpoint_dir
-
-    return text2img_quality(folder or checkpoint_dir() / "lcm", n, device, vae, clip)
-
-
 #: kind -> (quality function, the dependencies it takes: the VAE and the CLIP it was trained with)
 QUALITY = {
     "toy2d": (toy2d_quality, ()),
@@ -145,7 +136,7 @@ QUALITY = {
     "clip": (clip_quality, ()),
     "text2img": (text2img_quality, ("vae", "clip")),
     "text2img_unet": (text2img_quality, ("vae", "clip")),
-    "lcm": (lcm_quality, ("vae", "clip")),
+    "lcm": (text2img_quality, ("vae", "clip")),  # at the student's own default: 4 LCM steps, guidance 1
 }
 #: samples per kind by default: enough for a figure to move by a few points at most
 DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128,
