@@ -45,6 +45,26 @@ def test_each_failure_gets_its_type(objects, expected):
     assert failure_type(verdict_for(TWO, objects)) == expected
 
 
+SAME_SHAPE = "a blue circle above a green circle"
+SAME_COLOUR = "a red circle to the left of a red square"
+
+
+@pytest.mark.parametrize("caption, objects, expected", [
+    # the green circle drawn above the blue one: the colours tell the circles apart, so the relation is wrong
+    (SAME_SHAPE, [obj("blue", "circle", 16, 24.0), obj("green", "circle", 16, 14.8)], "wrong relation"),
+    (SAME_SHAPE, [obj("green", "circle", 16, 14.8), obj("blue", "circle", 16, 24.0)], "wrong relation"),
+    (SAME_SHAPE, [obj("blue", "circle", 16, 8.0), obj("green", "square", 16, 24.0)], "wrong shape"),
+    (SAME_SHAPE, [obj("blue", "circle", 16, 8.0), obj("green", "circle", 16, 24.0)], None),
+    # the square drawn left of the circle: the shapes tell the red objects apart
+    (SAME_COLOUR, [obj("red", "circle", 24.0), obj("red", "square", 8.0)], "wrong relation"),
+    (SAME_COLOUR, [obj("red", "square", 8.0), obj("red", "circle", 24.0)], "wrong relation"),
+    (SAME_COLOUR, [obj("red", "circle", 8.0), obj("blue", "square", 24.0)], "wrong colour"),
+])
+def test_objects_that_share_a_shape_or_a_colour_are_told_apart_by_the_other(caption, objects, expected):
+    verdict = verdict_for(caption, objects)
+    assert failure_type(verdict) == expected, verdict.checks
+
+
 def test_clean_renders_have_no_failures_and_the_table_counts_each_image_once():
     data = ShapesDataset(40, seed=5, two_object_fraction=0.5)
     verdicts = [judge(img, c) for img, c in zip(to_uint8(data.tensors()), data.captions)]

@@ -13,7 +13,12 @@ The types, checked in this order (the first that applies names the failure):
 - ``attribute swap``: the right colours and the right shapes, bound to the wrong objects (a red square
   and a blue circle for "a red circle ... a blue square");
 - ``wrong shape``, ``wrong colour``: one object's shape (or colour) is not the one named, otherwise;
-- ``wrong relation``: both objects right, in the wrong places relative to each other;
+- ``wrong relation``: both objects right, in the wrong places relative to each other.
+
+When the two named objects share a shape ("a blue circle above a green circle") the objects are told
+apart by their colours, and when they share a colour by their shapes: a blue and a green circle drawn
+the wrong way round are a wrong relation, not a wrong colour (the judge's verdict is the same either
+way; only the name of the failure depends on which object is taken for which);
 - ``wrong size`` / ``wrong position``: one-object captions that name them.
 """
 
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from minildm.data.captions import HELDOUT_PAIRS, parse_caption
-from minildm.metrics.judge import OFF_PALETTE, Judgement
+from minildm.data.captions import HELDOUT_PAIRS, RELATIONS, CaptionSpec, parse_caption
+from minildm.metrics.judge import OFF_PALETTE, DetectedObject, Judgement
 from minildm.metrics.judge import PALETTE_HUE_DEGREES as PALETTE_HUES
 from minildm.metrics.prompts import prompt_set
 from minildm.metrics.stats import wilson_interval
@@ -36,14 +41,41 @@ FAILURE_TYPES = (
 )
 
 
-
-
 def hue_between(hue: float, a: float, b: float) -> bool:
     """Whether ``hue`` lies on the shorter arc of the hue circle from ``a`` to ``b`` (degrees)."""
     span = (b - a) % 360.0
     if span > 180.0:
         a, span = b, 360.0 - span
     return (hue - a) % 360.0 <= span
+
+
+def relation_holds(first: DetectedObject, second: DetectedObject, relation: str) -> bool:
+    """Whether ``first`` is ``relation`` ``second`` (centres compared along the relation's axis)."""
+    axis, sign = RELATIONS[relation]
+    a, b = (first.cx, second.cx) if axis == 0 else (first.cy, second.cy)
+    return (a - b) * sign > 0
+
+
+def matched_pair(spec: CaptionSpec, objects: list[DetectedObject]) -> tuple[DetectedObject, ...] | None:
+    """The two detected objects in the caption's order, told apart by colour when the two named objects
+    share a shape and by shape when they share a colour; ``None`` when the names do not tell them apart
+    (nothing shared, or the telling attribute is not drawn once each)."""
+    if len(spec.objects) != 2 or len(objects) != 2:
+        return None
+    a, b = spec.objects
+    if a.shape == b.shape and a.colour is not None and b.colour is not None and a.colour != b.colour:
+        key = "colour"
+    elif a.colour is not None and a.colour == b.colour and a.shape != b.shape:
+        key = "shape"
+    else:
+        return None
+    order = []
+    for named in (a, b):
+        found = [o for o in objects if getattr(o, key) == getattr(named, key)]
+        if len(found) != 1:
+            return None
+        order.append(found[0])
+    return tuple(order)
 
 
 def failure_type(verdict: Judgement) -> str | None:
@@ -71,6 +103,13 @@ def failure_type(verdict: Judgement) -> str | None:
         same_shapes = Counter(s for _, s in got) == Counter(s for _, s in wanted)
         if same_colours and same_shapes and Counter(got) != Counter(wanted):
             return "attribute swap"
+        pair = matched_pair(spec, objects)
+        if pair is not None:
+            for attribute in ("shape", "colour"):
+                if any(getattr(o, attribute) != getattr(s, attribute) for o, s in zip(pair, spec.objects)):
+                    return f"wrong {attribute}"
+            if spec.relation is not None and not relation_holds(*pair, spec.relation):
+                return "wrong relation"
     for attribute in ("shape", "colour", "relation", "size", "position"):
         if not verdict.checks.get(attribute, True):
             return f"wrong {attribute}"
