@@ -16,10 +16,9 @@ Low strength keeps the layout (position, size, most of the colour); strength 1 i
 - ``"inversion"`` (the default with the DDIM sampler): DDIM inversion (lesson 07) of $z_0$ under the
   empty prompt, run up to $t_s$ only. The noise it finds is the one that deterministic DDIM would turn
   back into *this* image, so the layout survives a strength at which random noise has redrawn it; the
-  guided steps from $t_s$ change what the prompt asks for. Lesson 08 measures both (recolouring at
-  strength 0.8, shipped model: the object keeps its size and position in 87% of 480 edits with inversion,
-  79% with noise; `bench/img2img.py --seed 0,1,2,3,4`). It costs one unguided network call per
-  inverted step, and with ``eta=0`` the result no longer depends on ``seed``.
+  guided steps from $t_s$ change what the prompt asks for. Lesson 08 measures both (``bench/img2img.py``;
+  the figures are in docs/results.md). It costs one unguided network call per inverted step, and with
+  ``eta=0`` the result no longer depends on ``seed``.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ $$z_t = \sqrt{\bar\alpha_t / \bar\alpha_{t'}}\, z_{t'}
 so the generated part is denoised again in the light of the known part: better-fitting fills for
 $U$ times the network calls. It needs a one-step scheduler (DDIM, DDPM): a multistep solver's
 memory would not survive the jumps back. ``DEFAULT_RESAMPLE`` ($U = 3$) is the default with those
-schedulers (lesson 08 measured it: 93% of 480 replaced objects judged right, 84% with $U = 1$), and
-$U = 1$ with the others.
+schedulers (lesson 08 measures what it gains; the figures are in docs/results.md), and $U = 1$ with
+the others.
 """
 
 from __future__ import annotations
