@@ -18,8 +18,8 @@ in a child process, its output in
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
 
-On 2 CPU cores the "cpu" preset takes about 5 h (text2img and text2img_unet about 80-100 min each); on one
-H100/H200 the "gpu" preset takes a few minutes (see the README for the measured figures).
+On 2 CPU cores the "cpu" preset takes hours; on one H100/H200 the "gpu" preset takes minutes (the measured
+times are in docs/results.md).
 """
 
 from __future__ import annotations

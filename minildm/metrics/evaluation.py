@@ -180,11 +180,8 @@ def evaluate(
     fidelity per kind and attribute with Wilson intervals, CLIP score, Frechet distance (see the
     module's docstring). The same ``seed`` (and batch size) gives the same result, on the CPU exactly.
 
-    ``clip`` and ``tokenizer`` default to the shipped mini CLIP and tokenizer. Time with the defaults
-    (n = 64: 256 images, DDIM 25 steps), measured on a 2-core CPU that other jobs shared (load average
-    7 to 8): 340 to 405 s of wall time, 190 s of CPU time, nearly all of it sampling. On 2 idle cores
-    sampling runs at about 0.12 s per image at 25 steps (``bench/ddim.py``), which puts it near 40 s.
-    The result is a dict for :func:`format_report`."""
+    ``clip`` and ``tokenizer`` default to the shipped mini CLIP and tokenizer. Nearly all the time goes
+    to sampling (measured times: docs/results.md). The result is a dict for :func:`format_report`."""
     check_positive_int("n", n)
     check_seed(seed)
     check_positive_int("num_inference_steps", num_inference_steps)

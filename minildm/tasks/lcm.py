@@ -106,8 +106,8 @@ def lcm_task(
                                               original_inference_steps=original_steps))
     config = {key: teacher_cfg[key] for key in ("kind", "model", "scheduler", "vae", "text_encoder")}
     # stored in half precision: the student ships beside its teacher, and fp16 rounding of the weights
-    # moves its samples far less than the judge can see (the first shipped student against its float32 EMA
-    # weights, 4 steps, 64 prompts: largest pixel change 0.010 of a range of 2, the judge 78.1% for both)
+    # moves its samples far less than the judge can see (measured against the float32 EMA weights: the
+    # figures are in docs/results.md)
     config.update(data=data_cfg, preset=preset, weights_dtype="float16", distillation={
         "method": "lcm", "guidance_scale": LCM_GUIDANCE, "original_inference_steps": original_steps,
         "timestep_scaling": scheduler.config.timestep_scaling, "loss": consistency_loss,
