@@ -252,3 +252,86 @@ def test_summary_lists_shapes_down_and_up():
     table = summary(model)
     assert "middle_block" in table and "SpatialTransformer" in table
     assert f"{count_parameters(model):,}" in table
+
+
+# ---------------------------------------------------------------- SD 1.x / 2.x configurations
+def _transformers(model: UNetModel) -> list[SpatialTransformer]:
+    return [m for m in model.modules() if isinstance(m, SpatialTransformer)]
+
+
+def test_unet_heads_follow_channels_or_head_width_follows():
+    base = dict(model_channels=16, channel_mult=(1, 2), attention_levels=(0, 1), context_dim=12)
+    # SD 1.x: 4 heads everywhere, head width = channels / 4 (16 -> 4, 32 -> 8)
+    sd1 = UNetModel(UNetConfig(**base, num_heads=4, dim_head=None))
+    widths = {(st.channels, blk.attn1.heads, blk.attn1.dim_head) for st in _transformers(sd1)
+              for blk in st.transformer_blocks}
+    assert widths == {(16, 4, 4), (32, 4, 8)}
+    # SD 2.x: head width 8, heads = channels / 8 (16 -> 2, 32 -> 4), Linear proj_in / proj_out
+    sd2 = UNetModel(UNetConfig(**base, num_heads=None, dim_head=8, use_linear_projection=True))
+    widths = {(st.channels, blk.attn1.heads, blk.attn1.dim_head) for st in _transformers(sd2)
+              for blk in st.transformer_blocks}
+    assert widths == {(16, 2, 8), (32, 4, 8)}
+    assert all(st.proj_in.weight.dim() == 2 and st.proj_out.weight.dim() == 2 for st in _transformers(sd2))
+    # one head count per level (diffusers' list form); the middle block takes the last level's
+    per_level = UNetConfig(**base, num_heads=(2, 8), dim_head=None)
+    assert per_level.heads_at(0) == (2, 8) and per_level.heads_at(1) == (8, 4)
+    assert UNetModel(per_level).middle_block[1].transformer_blocks[0].attn2.heads == 8
+    cfg = UNetConfig(**base, num_heads=None, dim_head=8, use_linear_projection=True, norm_eps=1e-6)
+    assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_unet_linear_projection_is_the_conv_projection_in_another_layout():
+    torch.manual_seed(0)
+    conv = SpatialTransformer(16, heads=2, dim_head=8, context_dim=12)
+    linear = SpatialTransformer(16, heads=2, dim_head=8, context_dim=12, use_linear_projection=True)
+    state = conv.state_dict()
+    state["proj_out.weight"] = torch.randn_like(state["proj_out.weight"])  # (not the identity)
+    conv.load_state_dict(state)
+    linear.load_state_dict({k: v.flatten(1) if k in ("proj_in.weight", "proj_out.weight") else v
+                            for k, v in state.items()})
+    x, c = torch.randn(2, 16, 4, 4), torch.randn(2, 3, 12)
+    torch.testing.assert_close(linear(x, c), conv(x, c), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_attention_gives_the_plain_numbers():
+    from minildm.nn.attention import use_fused_attention
+
+    torch.manual_seed(0)
+    model = UNetModel(UNetConfig(**TINY, context_dim=12))
+    _perturb_zero_init(model)
+    x, c = torch.randn(2, 3, 16, 16), torch.randn(2, 5, 12)
+    with torch.no_grad():
+        plain = model(x, 10, c)
+        fused = use_fused_attention(model)(x, 10, c)
+        torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+        attn = model.middle_block[1].transformer_blocks[0].attn2
+        attn.save_attention = True  # attention maps need the probabilities: the plain path runs
+        model(x, 10, c)
+        assert attn.last_attention is not None and attn.last_attention.shape[-1] == 5
+    with pytest.raises(ValueError, match="fused"):
+        use_fused_attention(model, "yes")
+
+
+def test_unet_old_config_dicts_load_with_the_old_defaults():
+    old = {"attention_levels": [0, 1], "channel_mult": [1, 2], "context_dim": 64, "dim_head": 16,
+           "dropout": 0.0, "image_size": 8, "in_channels": 4, "model_channels": 64, "norm_groups": 8, "num_heads": 4,
+           "num_res_blocks": 1, "out_channels": 4, "time_embed_dim": None, "transformer_depth": 1}
+    cfg = UNetConfig.from_dict(old)
+    assert (cfg.use_linear_projection, cfg.norm_eps, cfg.heads_at(0)) == (False, 1e-5, (4, 16))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(num_heads=None, dim_head=None), "both be None"),
+        (dict(num_heads=3, dim_head=None), "num_heads \\(3\\) must divide"),
+        (dict(num_heads=None, dim_head=12), "dim_head \\(12\\) must divide"),
+        (dict(num_heads=(2,), dim_head=None), "one positive int per level"),
+        (dict(num_heads=0), "num_heads"),
+        (dict(use_linear_projection=1), "use_linear_projection"),
+        (dict(norm_eps=0.0), "norm_eps"),
+    ],
+)
+def test_unet_bad_head_configs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNetConfig(**{**TINY, **kwargs})

@@ -173,3 +173,29 @@ def test_bad_inputs(vae: AutoencoderKL) -> None:
         vae.decode(torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match="parameters"):
         DiagonalGaussianDistribution(torch.zeros(1, 3, 2, 2))  # odd channel count
+
+
+def test_sd_style_config_pads_bottom_and_right_before_downsampling() -> None:
+    from minildm.vae.autoencoder import AsymmetricDownsample
+
+    cfg = VAEConfig(ch=16, ch_mult=(1, 2), norm_groups=8, downsample_padding=0, scaling_factor=0.18215)
+    assert VAEConfig.from_dict(cfg.to_dict()) == cfg
+    model = AutoencoderKL(cfg).eval()
+    down = model.encoder.down[0].downsample
+    assert isinstance(down, AsymmetricDownsample)
+    x = torch.randn(1, 16, 8, 8)
+    expected = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (0, 1, 0, 1)), down.op.weight, down.op.bias, stride=2
+    )
+    torch.testing.assert_close(down(x), expected)
+    symmetric = torch.nn.functional.conv2d(x, down.op.weight, down.op.bias, stride=2, padding=1)
+    assert not torch.allclose(down(x), symmetric)  # the two paddings differ
+    with torch.no_grad():
+        assert model.decode(model.encode(torch.zeros(1, 3, 16, 16)).mode()).shape == (1, 3, 16, 16)
+    old = {"attn_in_middle": True, "ch": 16, "ch_mult": [1, 2, 4], "image_size": 32, "in_channels": 3,
+           "norm_groups": 8, "num_res_blocks": 1, "out_channels": 3, "z_channels": 4}
+    assert VAEConfig.from_dict(old).scaling_factor is None  # an old config: its scale is stored beside it
+    bad_configs = (dict(downsample_padding=2), dict(scaling_factor=0.0), dict(norm_eps=-1.0))
+    for bad, match in zip(bad_configs, ("downsample_padding", "scaling_factor", "norm_eps")):
+        with pytest.raises(ValueError, match=match):
+            VAEConfig(**bad)

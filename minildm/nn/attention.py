@@ -45,6 +45,12 @@ class CrossAttention(nn.Module):
         save_attention: set to ``True`` to keep the attention probabilities of the last call
             in ``last_attention`` (detached, ``[B, heads, N_query, N_context]``), e.g. to draw
             the attention map of each prompt word. Off by default to save memory.
+        fused: compute the same softmax(Q K^T / sqrt(d_head)) V with PyTorch's fused
+            ``scaled_dot_product_attention``, which never holds the ``[N_q, N_c]`` matrix (SD's
+            64x64 level has 4096 tokens: 8 heads x 4096^2 floats = 512 MB per image otherwise).
+            Off by default (the plain matmuls above are what the lessons read, and the shipped
+            models' numbers); :func:`use_fused_attention` switches a whole model. While
+            ``save_attention`` is on, the plain path runs.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class CrossAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner_dim, query_dim), nn.Dropout(dropout))
         self.save_attention = False
         self.last_attention: torch.Tensor | None = None
+        self.fused = False
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         # [B, N, heads * dim_head] -> [B, heads, N, dim_head]
@@ -118,6 +125,11 @@ class CrossAttention(nn.Module):
         q = self._split_heads(self.to_q(x))
         k = self._split_heads(self.to_k(context))
         v = self._split_heads(self.to_v(context))
+        if self.fused and not (self.save_attention or return_attention):
+            # the same softmax(Q K^T / sqrt(d_head)) V in one fused kernel, then merge the heads
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+            b, _, n, _ = out.shape
+            return self.to_out(out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
         # sim[b, h, i, j] = q_i . k_j / sqrt(d_head): how well query i matches key j
         sim = torch.matmul(q, k.transpose(-2, -1)) * self.scale
         # A = softmax over the keys: each query distributes a total weight of 1
@@ -219,6 +231,9 @@ class SpatialTransformer(nn.Module):
         context_dim: width of the context tokens; ``None`` = no conditioning (all self-attention).
         dropout: dropout inside the blocks.
         norm_groups: groups of the input GroupNorm (must divide ``channels``).
+        use_linear_projection: ``proj_in`` / ``proj_out`` as Linear layers applied to the tokens
+            (SD 2.x) rather than 1x1 convolutions applied to the feature map (SD 1.x): the same
+            per-pixel map, stored as ``[out, in]`` instead of ``[out, in, 1, 1]``.
     """
 
     def __init__(
@@ -230,6 +245,7 @@ class SpatialTransformer(nn.Module):
         context_dim: int | None = None,
         dropout: float = 0.0,
         norm_groups: int = 8,
+        use_linear_projection: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("channels", channels)
@@ -240,12 +256,19 @@ class SpatialTransformer(nn.Module):
         inner_dim = heads * dim_head
         self.channels = channels
         self.context_dim = context_dim
+        self.use_linear_projection = use_linear_projection
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(channels, inner_dim, kernel_size=1)
+        if use_linear_projection:
+            self.proj_in: nn.Module = nn.Linear(channels, inner_dim)
+        else:
+            self.proj_in = nn.Conv2d(channels, inner_dim, kernel_size=1)
         self.transformer_blocks = nn.ModuleList(
             [BasicTransformerBlock(inner_dim, heads, dim_head, dropout, context_dim) for _ in range(depth)]
         )
-        self.proj_out = nn.Conv2d(inner_dim, channels, kernel_size=1)
+        if use_linear_projection:
+            self.proj_out: nn.Module = nn.Linear(inner_dim, channels)
+        else:
+            self.proj_out = nn.Conv2d(inner_dim, channels, kernel_size=1)
         nn.init.zeros_(self.proj_out.weight)  # zero-init: the block starts as the identity
         nn.init.zeros_(self.proj_out.bias)
 
@@ -255,11 +278,28 @@ class SpatialTransformer(nn.Module):
             raise ValueError(f"x must have shape [B, {self.channels}, H, W], got {tuple(x.shape)}")
         b, _, h, w = x.shape
         x_in = x
-        x = self.proj_in(self.norm(x))
-        # [B, inner, H, W] -> [B, H*W, inner]: each pixel becomes a token
-        x = x.flatten(2).transpose(1, 2)
+        if self.use_linear_projection:  # SD 2.x: tokens first, then the Linear
+            x = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))
+        else:
+            x = self.proj_in(self.norm(x))
+            # [B, inner, H, W] -> [B, H*W, inner]: each pixel becomes a token
+            x = x.flatten(2).transpose(1, 2)
         for block in self.transformer_blocks:
             x = block(x, context=context)
-        # [B, H*W, inner] -> [B, inner, H, W]
+        if self.use_linear_projection:
+            x = self.proj_out(x)
+        # [B, H*W, C] -> [B, C, H, W]
         x = x.transpose(1, 2).reshape(b, -1, h, w)
-        return self.proj_out(x) + x_in
+        return x + x_in if self.use_linear_projection else self.proj_out(x) + x_in
+
+
+def use_fused_attention(model: nn.Module, fused: bool = True) -> nn.Module:
+    """Switch every :class:`CrossAttention` in ``model`` to PyTorch's fused attention kernel (or
+    back to the plain matmuls); the same numbers up to float rounding, much less memory at
+    SD's sizes. Returns ``model``."""
+    if not isinstance(fused, bool):
+        raise ValueError(f"fused must be a bool, got {fused!r}")
+    for module in model.modules():
+        if isinstance(module, CrossAttention):
+            module.fused = fused
+    return model

@@ -21,10 +21,10 @@ def _zero_module(module: nn.Module) -> nn.Module:
     return module
 
 
-def _group_norm(norm_groups: int, channels: int) -> nn.GroupNorm:
+def _group_norm(norm_groups: int, channels: int, eps: float = 1e-5) -> nn.GroupNorm:
     if channels % norm_groups:
         raise ValueError(f"norm_groups ({norm_groups}) must divide the number of channels ({channels})")
-    return nn.GroupNorm(norm_groups, channels, eps=1e-5)
+    return nn.GroupNorm(norm_groups, channels, eps=eps)
 
 
 class ResBlock(nn.Module):
@@ -40,18 +40,24 @@ class ResBlock(nn.Module):
     """
 
     def __init__(
-        self, in_ch: int, out_ch: int, time_embed_dim: int, dropout: float = 0.0, norm_groups: int = 8
+        self,
+        in_ch: int,
+        out_ch: int,
+        time_embed_dim: int,
+        dropout: float = 0.0,
+        norm_groups: int = 8,
+        norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         for name, value in (("in_ch", in_ch), ("out_ch", out_ch), ("time_embed_dim", time_embed_dim)):
             check_positive_int(name, value)
         self.in_ch, self.out_ch = in_ch, out_ch
         self.in_layers = nn.Sequential(
-            _group_norm(norm_groups, in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1)
+            _group_norm(norm_groups, in_ch, norm_eps), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1)
         )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(time_embed_dim, out_ch))
         self.out_layers = nn.Sequential(
-            _group_norm(norm_groups, out_ch),
+            _group_norm(norm_groups, out_ch, norm_eps),
             nn.SiLU(),
             nn.Dropout(dropout),
             _zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1)),

@@ -43,6 +43,7 @@ from minildm.nn.blocks import (
     _zero_module,
 )
 from minildm.nn.embeddings import TimestepEmbedding
+from minildm.utils import is_positive_int
 
 
 @dataclass
@@ -58,12 +59,23 @@ class UNetConfig(ConfigMixin):
         num_res_blocks: ResBlocks per level on the way down (``num_res_blocks + 1`` on the way up).
         attention_levels: levels (0 = full resolution) where a SpatialTransformer follows each
             ResBlock. The middle block always has one. Attention costs (H*W)^2: keep it low-res.
-        num_heads, dim_head: attention heads and their width (inner width ``num_heads * dim_head``).
+        num_heads, dim_head: attention heads and their width. Three ways to set them:
+            both ints (ours): the same ``num_heads * dim_head`` inner width at every level;
+            ``dim_head=None`` (SD 1.x: ``num_heads=8``): the head width follows the channels,
+            ``dim_head = channels // num_heads``;
+            ``num_heads=None`` (SD 2.x: ``dim_head=64``): the heads follow the channels,
+            ``num_heads = channels // dim_head``.
+            ``num_heads`` may also be one int per level (diffusers' ``attention_head_dim`` list,
+            e.g. SD 2.x's (5, 10, 20, 20)); the middle block uses the last level's.
         transformer_depth: BasicTransformerBlocks per SpatialTransformer.
+        use_linear_projection: ``proj_in`` / ``proj_out`` of the SpatialTransformers are Linear
+            layers on the tokens (SD 2.x) instead of 1x1 convolutions (SD 1.x, ours); the same map.
         context_dim: width of the conditioning tokens (e.g. the text encoder's); ``None`` builds
             an unconditional U-Net.
         dropout: dropout in the ResBlocks and transformer blocks.
-        norm_groups: GroupNorm groups; must divide every channel count in the network.
+        norm_groups: GroupNorm groups; must divide every channel count in the network (SD: 32).
+        norm_eps: eps of the ResBlocks' and the output's GroupNorms (SD: 1e-5; the
+            SpatialTransformers' GroupNorm keeps 1e-6, as in CompVis and diffusers).
         image_size: the spatial size the model is meant for (used by :func:`summary` and by
             samplers as a default); the network itself accepts any divisible size.
         time_embed_dim: width of the timestep embedding; ``None`` means ``4 * model_channels`` as in SD.
@@ -75,26 +87,28 @@ class UNetConfig(ConfigMixin):
     channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
     attention_levels: tuple[int, ...] = (2,)
-    num_heads: int = 4
-    dim_head: int = 16
+    num_heads: int | tuple[int, ...] | None = 4
+    dim_head: int | None = 16
     transformer_depth: int = 1
     context_dim: int | None = None
     dropout: float = 0.0
     norm_groups: int = 8
     image_size: int = 32
     time_embed_dim: int | None = None
+    use_linear_projection: bool = False
+    norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep tuples so that configs compare equal and stay hashable-ish.
         self.channel_mult = tuple(self.channel_mult)
         self.attention_levels = tuple(self.attention_levels)
+        if isinstance(self.num_heads, list):
+            self.num_heads = tuple(self.num_heads)
         positive = [
             "in_channels",
             "out_channels",
             "model_channels",
             "num_res_blocks",
-            "num_heads",
-            "dim_head",
             "transformer_depth",
             "norm_groups",
             "image_size",
@@ -128,6 +142,51 @@ class UNetConfig(ConfigMixin):
                 f"UNetConfig.norm_groups ({self.norm_groups}) must divide every channel count, "
                 f"but not {bad_ch}"
             )
+        if not isinstance(self.use_linear_projection, bool):
+            raise ValueError(
+                f"UNetConfig.use_linear_projection must be a bool, got {self.use_linear_projection!r}"
+            )
+        eps = self.norm_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"UNetConfig.norm_eps must be a positive number, got {self.norm_eps!r}")
+        self._check_heads()
+
+    def _check_heads(self) -> None:
+        """``num_heads`` / ``dim_head``: see the class docstring; every attention level must split."""
+        heads, dim = self.num_heads, self.dim_head
+        if heads is None and dim is None:
+            raise ValueError("UNetConfig.num_heads and dim_head cannot both be None: set one (SD 1.x: "
+                             "num_heads=8, dim_head=None; SD 2.x: num_heads=None, dim_head=64)")
+        if isinstance(heads, tuple):
+            if len(heads) != len(self.channel_mult) or not all(is_positive_int(h) for h in heads):
+                raise ValueError(f"UNetConfig.num_heads as a tuple must hold one positive int per level "
+                                 f"({len(self.channel_mult)}), got {heads!r}")
+        elif heads is not None and not is_positive_int(heads):
+            raise ValueError(
+                f"UNetConfig.num_heads must be None, a positive int or one per level, got {heads!r}"
+            )
+        if dim is not None and not is_positive_int(dim):
+            raise ValueError(f"UNetConfig.dim_head must be None or a positive int, got {dim!r}")
+        last = len(self.channel_mult) - 1
+        for level in sorted(set(self.attention_levels) | {last}):
+            self.heads_at(level)
+
+    def heads_at(self, level: int) -> tuple[int, int]:
+        """``(heads, dim_head)`` of the SpatialTransformers at ``level`` (the middle block's: the last)."""
+        channels = self.model_channels * self.channel_mult[level]
+        heads = self.num_heads[level] if isinstance(self.num_heads, tuple) else self.num_heads
+        if heads is None:  # SD 2.x: fixed head width, the heads follow the channels
+            heads = channels // self.dim_head
+            if channels % self.dim_head:
+                raise ValueError(f"UNetConfig.dim_head ({self.dim_head}) must divide the channels at "
+                                 f"attention level {level} ({channels})")
+            return heads, self.dim_head
+        if self.dim_head is None:  # SD 1.x: fixed heads, the head width follows the channels
+            if channels % heads:
+                raise ValueError(f"UNetConfig.num_heads ({heads}) must divide the channels at "
+                                 f"attention level {level} ({channels})")
+            return heads, channels // heads
+        return heads, self.dim_head
 
     @property
     def downsample_factor(self) -> int:
@@ -156,11 +215,13 @@ class UNetModel(nn.Module):
         time_embed_dim = cfg.resolved_time_embed_dim
 
         def res_block(in_ch: int, out_ch: int) -> ResBlock:
-            return ResBlock(in_ch, out_ch, time_embed_dim, cfg.dropout, groups)
+            return ResBlock(in_ch, out_ch, time_embed_dim, cfg.dropout, groups, cfg.norm_eps)
 
-        def transformer(ch: int) -> SpatialTransformer:
+        def transformer(ch: int, level: int) -> SpatialTransformer:
+            heads, dim_head = cfg.heads_at(level)
             return SpatialTransformer(
-                ch, cfg.num_heads, cfg.dim_head, cfg.transformer_depth, cfg.context_dim, cfg.dropout, groups
+                ch, heads, dim_head, cfg.transformer_depth, cfg.context_dim, cfg.dropout, groups,
+                use_linear_projection=cfg.use_linear_projection,
             )
 
         # t -> sinusoidal code of length model_channels -> MLP -> time_embed_dim
@@ -177,7 +238,7 @@ class UNetModel(nn.Module):
                 layers: list[nn.Module] = [res_block(ch, mc * mult)]
                 ch = mc * mult
                 if level in cfg.attention_levels:
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 skip_channels.append(ch)
             if level != last_level:
@@ -185,7 +246,9 @@ class UNetModel(nn.Module):
                 skip_channels.append(ch)
 
         # ---- middle, at the lowest resolution ----
-        self.middle_block = TimestepEmbedSequential(res_block(ch, ch), transformer(ch), res_block(ch, ch))
+        self.middle_block = TimestepEmbedSequential(
+            res_block(ch, ch), transformer(ch, last_level), res_block(ch, ch)
+        )
 
         # ---- up path: each block eats one skip (concatenated on channels), in reverse order ----
         self.output_blocks = nn.ModuleList()
@@ -195,14 +258,16 @@ class UNetModel(nn.Module):
                 layers = [res_block(ch + skip_ch, mc * mult)]
                 ch = mc * mult
                 if level in cfg.attention_levels:
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 if level != 0 and i == cfg.num_res_blocks:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
         # ---- output: back to out_channels; zero-init, so the untrained model predicts 0 ----
         self.out = nn.Sequential(
-            _group_norm(groups, ch), nn.SiLU(), _zero_module(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
+            _group_norm(groups, ch, cfg.norm_eps),
+            nn.SiLU(),
+            _zero_module(nn.Conv2d(ch, cfg.out_channels, 3, padding=1)),
         )
 
     def _check_inputs(

@@ -1,8 +1,8 @@
 """The KL-regularised autoencoder: its config and the networks around the latent.
 
-``VAEConfig`` and ``compression_ratio``, the blocks ``ResnetBlock`` and ``AttnBlock``, ``Encoder``,
-``Decoder`` and ``AutoencoderKL``, with CompVis' names. The overview (image -> latent -> image,
-autoencoder or VAE) is in :mod:`minildm.vae`; the posterior q(z | x) in
+``VAEConfig`` and ``compression_ratio``, the blocks ``ResnetBlock``, ``AttnBlock`` and
+``AsymmetricDownsample``, ``Encoder``, ``Decoder`` and ``AutoencoderKL``, with CompVis' names. The
+overview (image -> latent -> image, autoencoder or VAE) is in :mod:`minildm.vae`; the posterior q(z | x) in
 :mod:`minildm.vae.distributions`; the training objective in :mod:`minildm.vae.losses`.
 """
 
@@ -21,10 +21,10 @@ from minildm.utils import check_positive_int, is_positive_int
 from minildm.vae.distributions import DiagonalGaussianDistribution
 
 
-def _norm(norm_groups: int, channels: int) -> nn.GroupNorm:
+def _norm(norm_groups: int, channels: int, eps: float = 1e-6) -> nn.GroupNorm:
     if channels % norm_groups:
         raise ValueError(f"norm_groups ({norm_groups}) must divide the number of channels ({channels})")
-    return nn.GroupNorm(norm_groups, channels, eps=1e-6)
+    return nn.GroupNorm(norm_groups, channels, eps=eps)
 
 
 def compression_ratio(image_shape: tuple[int, ...], latent_shape: tuple[int, ...]) -> float:
@@ -50,8 +50,18 @@ class VAEConfig(ConfigMixin):
         ch_mult: one multiplier per resolution level; ``len(ch_mult) - 1`` stride-2 downsamplings.
         num_res_blocks: ResnetBlocks per level in the encoder (``num_res_blocks + 1`` in the decoder).
         attn_in_middle: put a single-head self-attention over the pixels in the middle blocks.
-        norm_groups: GroupNorm groups; must divide every channel count.
+        norm_groups: GroupNorm groups; must divide every channel count (SD: 32).
         image_size: the image size the model is meant for (any divisible size is accepted).
+        norm_eps: eps of every GroupNorm (1e-6, as in SD).
+        downsample_padding: how the encoder's stride-2 convs pad: 1 on every side (ours, the
+            U-Net's :class:`~minildm.nn.blocks.Downsample`), or 0: one row and column of zeros on
+            the bottom and right only, then an unpadded conv (SD's VAE, CompVis and diffusers alike).
+        scaling_factor: the latent scale f (the U-Net diffuses ``f * z``) when it is part of the
+            model's config, as in SD (0.18215 for SD 1.x/2.x, from ``vae/config.json``); None when it
+            is estimated from data after training and stored beside the weights (ours, lesson 04).
+
+    SD's VAE: ``VAEConfig(ch=128, ch_mult=(1, 2, 4, 4), num_res_blocks=2, norm_groups=32,
+    image_size=512, downsample_padding=0, scaling_factor=0.18215)`` (f = 8, 3x512x512 -> 4x64x64).
     """
 
     in_channels: int = 3
@@ -63,6 +73,9 @@ class VAEConfig(ConfigMixin):
     attn_in_middle: bool = True
     norm_groups: int = 8
     image_size: int = 32
+    norm_eps: float = 1e-6
+    downsample_padding: int = 1
+    scaling_factor: float | None = None
 
     def __post_init__(self) -> None:
         self.ch_mult = tuple(self.ch_mult)  # JSON gives lists
@@ -84,6 +97,19 @@ class VAEConfig(ConfigMixin):
             )
         if not isinstance(self.attn_in_middle, bool):
             raise ValueError(f"VAEConfig.attn_in_middle must be a bool, got {self.attn_in_middle!r}")
+        eps = self.norm_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"VAEConfig.norm_eps must be a positive number, got {self.norm_eps!r}")
+        if self.downsample_padding not in (0, 1) or isinstance(self.downsample_padding, bool):
+            raise ValueError(
+                f"VAEConfig.downsample_padding must be 1 (pad every side) or 0 (SD: pad bottom and "
+                f"right only), got {self.downsample_padding!r}"
+            )
+        factor = self.scaling_factor
+        if factor is not None and (
+            isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < float("inf")
+        ):
+            raise ValueError(f"VAEConfig.scaling_factor must be None or a positive number, got {factor!r}")
         bad = sorted(c for c in {self.ch} | {self.ch * m for m in self.ch_mult} if c % self.norm_groups)
         if bad:
             raise ValueError(
@@ -125,13 +151,13 @@ class ResnetBlock(nn.Module):
     out = nin_shortcut(x) + h        # nin_shortcut: 1x1 conv when channels change, else identity
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm_groups: int = 8) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm_groups: int = 8, eps: float = 1e-6) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             check_positive_int(name, value)
-        self.norm1 = _norm(norm_groups, in_channels)
+        self.norm1 = _norm(norm_groups, in_channels, eps)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = _norm(norm_groups, out_channels)
+        self.norm2 = _norm(norm_groups, out_channels, eps)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         same = in_channels == out_channels
         self.nin_shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1)
@@ -151,9 +177,9 @@ class AttnBlock(nn.Module):
     Attention costs (H * W)^2, so the VAE uses it only at the lowest resolution.
     """
 
-    def __init__(self, channels: int, norm_groups: int = 8) -> None:
+    def __init__(self, channels: int, norm_groups: int = 8, eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm = _norm(norm_groups, channels)
+        self.norm = _norm(norm_groups, channels, eps)
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -176,10 +202,24 @@ class AttnBlock(nn.Module):
 def _mid_block(channels: int, cfg: VAEConfig) -> nn.Module:
     """ResnetBlock, AttnBlock (or nothing), ResnetBlock at the lowest resolution."""
     mid = nn.Module()
-    mid.block_1 = ResnetBlock(channels, channels, cfg.norm_groups)
-    mid.attn_1 = AttnBlock(channels, cfg.norm_groups) if cfg.attn_in_middle else nn.Identity()
-    mid.block_2 = ResnetBlock(channels, channels, cfg.norm_groups)
+    mid.block_1 = ResnetBlock(channels, channels, cfg.norm_groups, cfg.norm_eps)
+    mid.attn_1 = AttnBlock(channels, cfg.norm_groups, cfg.norm_eps) if cfg.attn_in_middle else nn.Identity()
+    mid.block_2 = ResnetBlock(channels, channels, cfg.norm_groups, cfg.norm_eps)
     return mid
+
+
+class AsymmetricDownsample(nn.Module):
+    """SD's VAE downsampling: pad one zero row at the bottom and one zero column at the right,
+    then a 3x3 conv with stride 2 and no padding (CompVis' ``Downsample`` with ``with_conv``).
+    Same shapes and parameters as :class:`~minildm.nn.blocks.Downsample` (``op``), other numbers."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C, H/2, W/2]``."""
+        return self.op(F.pad(x, (0, 1, 0, 1)))  # (left, right, top, bottom)
 
 
 class Encoder(nn.Module):
@@ -195,14 +235,15 @@ class Encoder(nn.Module):
             stage = nn.Module()
             blocks = []
             for _ in range(cfg.num_res_blocks):
-                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups))
+                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups, cfg.norm_eps))
                 ch = cfg.ch * mult
             stage.block = nn.ModuleList(blocks)
             # halve H and W after every level but the last: f = 2 ** (levels - 1)
-            stage.downsample = Downsample(ch) if level != len(cfg.ch_mult) - 1 else nn.Identity()
+            down = Downsample if cfg.downsample_padding == 1 else AsymmetricDownsample
+            stage.downsample = down(ch) if level != len(cfg.ch_mult) - 1 else nn.Identity()
             self.down.append(stage)
         self.mid = _mid_block(ch, cfg)
-        self.norm_out = _norm(cfg.norm_groups, ch)
+        self.norm_out = _norm(cfg.norm_groups, ch, cfg.norm_eps)
         # 2 * z_channels: a mean and a log-variance for every latent number
         self.conv_out = nn.Conv2d(ch, 2 * cfg.z_channels, 3, padding=1)
 
@@ -232,14 +273,14 @@ class Decoder(nn.Module):
             stage = nn.Module()
             blocks = []
             for _ in range(cfg.num_res_blocks + 1):
-                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups))
+                blocks.append(ResnetBlock(ch, cfg.ch * mult, cfg.norm_groups, cfg.norm_eps))
                 ch = cfg.ch * mult
             stage.block = nn.ModuleList(blocks)
             # nearest-neighbour x2 + conv3x3 after every level but the full-resolution one
             stage.upsample = Upsample(ch) if level != 0 else nn.Identity()
             up.insert(0, stage)
         self.up = nn.ModuleList(up)
-        self.norm_out = _norm(cfg.norm_groups, ch)
+        self.norm_out = _norm(cfg.norm_groups, ch, cfg.norm_eps)
         self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
