@@ -314,8 +314,9 @@ def test_fused_attention_gives_the_plain_numbers():
 
 def test_unet_old_config_dicts_load_with_the_old_defaults():
     old = {"attention_levels": [0, 1], "channel_mult": [1, 2], "context_dim": 64, "dim_head": 16,
-           "dropout": 0.0, "image_size": 8, "in_channels": 4, "model_channels": 64, "norm_groups": 8, "num_heads": 4,
-           "num_res_blocks": 1, "out_channels": 4, "time_embed_dim": None, "transformer_depth": 1}
+           "dropout": 0.0, "image_size": 8, "in_channels": 4, "model_channels": 64, "norm_groups": 8,
+           "num_heads": 4, "num_res_blocks": 1, "out_channels": 4, "time_embed_dim": None,
+           "transformer_depth": 1}
     cfg = UNetConfig.from_dict(old)
     assert (cfg.use_linear_projection, cfg.norm_eps, cfg.heads_at(0)) == (False, 1e-5, (4, 16))
 
