@@ -1,4 +1,4 @@
-"""The layout the README's "Architecture" section promises, checked on the source itself."""
+"""The layout docs/architecture.md describes, checked on the source itself."""
 
 from __future__ import annotations
 
