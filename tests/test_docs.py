@@ -120,3 +120,14 @@ def test_link_check_sees_links():
     """The link parser finds the README's links (a parser that found none would pass every page)."""
     links = _links(README)
     assert "docs/training.md" in links and "docs/results.md" in links
+
+
+def test_lessons_table_has_one_row_per_notebook():
+    """One unbroken table (a blank line inside it would end it) with a row for every lesson notebook."""
+    section = _section(README.read_text(), "The lessons")
+    table = re.search(r"^\|.*?(?=\n[^|]|\Z)", section.strip(), re.MULTILINE | re.DOTALL)
+    assert table, "README's lessons section has no table"
+    rows = table.group(0).splitlines()[2:]  # after the header and its rule
+    names = [re.search(r"`(\d\d_\w+)`", row).group(1) for row in rows]
+    notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert names == notebooks, f"the lessons table lists {names}, notebooks/ holds {notebooks}"
