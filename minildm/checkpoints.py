@@ -19,8 +19,12 @@ nothing from training: a pipeline loads its parts with these functions alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,7 @@ from minildm.nn import DiTConfig, DiTModel, UNetConfig, UNetModel
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.schedulers import DDPMScheduler
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
-from minildm.utils import atomic_write, get_device
+from minildm.utils import atomic_write, get_device, is_real_number
 from minildm.vae import AutoencoderKL, VAEConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -92,6 +96,87 @@ def read_config(folder: str | Path, expected_kind: str | None = None) -> dict:
     return config
 
 
+#: what each JSON type is called in an error message
+_TYPE_NAMES = {dict: "a JSON object", list: "a list", str: "a str", int: "an int", float: "a number",
+               bool: "true or false"}
+_MISSING = object()
+
+
+def _is_type(value: object, expected: type) -> bool:
+    """JSON's notion of ``expected``: an int is a float too; a bool is neither."""
+    if expected is float:
+        return is_real_number(value)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is list:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, expected)
+
+
+def _where(folder: str | Path | None) -> str:
+    return repr(str(Path(folder) / CONFIG_NAME)) if folder is not None else "the checkpoint config"
+
+
+def config_value(
+    config: dict, key: str, expected: type, folder: str | Path | None, default: Any = _MISSING
+) -> Any:
+    """``config[k1][k2]...`` for ``key = "k1.k2..."``, from the ``config.json`` of ``folder``, checked to
+    be of type ``expected`` (dict, list, str, int, float or bool; a float must be finite). A missing key
+    (without ``default``) or a value of another type raises a ValueError naming the file, the key and
+    the type expected: every reader of a checkpoint config goes through here."""
+    where, parts = _where(folder), key.split(".")
+    value: Any = config
+    for depth, part in enumerate(parts):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: {'.'.join(parts[:depth])!r} must be a JSON object, got {value!r}")
+        if part not in value:
+            if default is not _MISSING and depth == len(parts) - 1:
+                return default
+            absent, wanted = ".".join(parts[: depth + 1]), expected if depth == len(parts) - 1 else dict
+            kind = "section" if wanted is dict else "entry"
+            raise ValueError(f"{where} has no {absent!r} {kind} (expected {_TYPE_NAMES[wanted]}): the config "
+                             "is incomplete (edited by hand, or written by another program?)")
+        value = value[part]
+    if not _is_type(value, expected) or (expected is float and not math.isfinite(value)):
+        raise ValueError(f"{where}: {key!r} must be {_TYPE_NAMES[expected]}"
+                         f"{' (finite)' if expected is float else ''}, got {value!r}")
+    return value
+
+
+def _annotation_types(annotation: Any) -> tuple[type, ...] | None:
+    """The JSON types a parameter annotated ``annotation`` may hold (None: unchecked)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_annotation_types(a) for a in typing.get_args(annotation)]
+        return None if any(p is None for p in parts) else tuple(t for p in parts for t in p)
+    base = origin or annotation
+    if base is type(None):
+        return (type(None),)
+    if base in (tuple, list):
+        return (list,)
+    return (base,) if base in (int, float, str, bool, dict) else None
+
+
+def config_section(config: dict, key: str, target: Any, folder: str | Path | None) -> dict:
+    """The section ``key`` of a checkpoint config as keyword arguments of ``target`` (a config
+    dataclass, or a class whose ``__init__`` takes them), each checked against its type annotation:
+    an unknown key or a value of another type raises a ValueError naming the file and the key."""
+    section = config_value(config, key, dict, folder)
+    hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else target.__init__)
+    where = _where(folder)
+    for name, value in section.items():
+        if name not in hints or name == "return":
+            known = sorted(k for k in hints if k != "return")
+            raise ValueError(f"{where}: unknown key {key + '.' + name!r} (expected some of {known})")
+        allowed = _annotation_types(hints[name])
+        if allowed is not None and not any(
+            value is None if t is type(None) else _is_type(value, t) for t in allowed
+        ):
+            names = " or ".join(_TYPE_NAMES.get(t, "null") for t in allowed)
+            raise ValueError(f"{where}: {key + '.' + name!r} must be {names}, got {value!r}")
+    return section
+
+
 def load_weights(folder: str | Path, model: torch.nn.Module) -> torch.nn.Module:
     """Load ``model.safetensors`` from ``folder`` into ``model``, strictly: a checkpoint made
     for another configuration fails with the names and shapes that differ."""
@@ -99,8 +184,15 @@ def load_weights(folder: str | Path, model: torch.nn.Module) -> torch.nn.Module:
     path = folder / WEIGHTS_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {str(folder)!r}")
-    load_state_dict_checked(model, _read_safetensors(path), source=str(folder))
+    load_state_dict_checked(model, _read_safetensors(path), source=str(path), half=_stored_half(folder))
     return model
+
+
+def _stored_half(folder: Path) -> bool:
+    """Whether the checkpoint's config says its weights are stored in float16 (see :func:`save_model`)."""
+    if not (folder / CONFIG_NAME).is_file():
+        return False
+    return config_value(read_config(folder), "weights_dtype", str, folder, default="float32") == "float16"
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -119,8 +211,12 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(state)`` with an error that says what does not match."""
+def load_state_dict_checked(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, half: bool = False
+) -> None:
+    """``model.load_state_dict(state)`` with an error that says what does not match: names, shapes,
+    and dtypes (a tensor stored in another dtype than the model's would be cast without a word;
+    ``half``: floating-point weights may be stored in float16, as :func:`save_model` writes them)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -138,6 +234,13 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tenso
         if wrong:
             parts.append(f"{len(wrong)} with other shapes (e.g. {'; '.join(wrong[:3])})")
         raise ValueError(f"checkpoint {source!r} does not fit this model configuration: " + ", ".join(parts))
+    for k in own:  # (same names and shapes now)
+        stored, expected = state[k].dtype, own[k].dtype
+        if stored != expected and not (half and stored == torch.float16 and expected.is_floating_point):
+            raise ValueError(
+                f"checkpoint {source!r}: tensor {k!r} is stored as {stored}, the model's is {expected} "
+                "(the file was not written for this model, or was altered)"
+            )
     model.load_state_dict(state)
 
 
@@ -238,31 +341,33 @@ def checkpoint_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
-def build_model(config: dict) -> torch.nn.Module:
-    """The (untrained) model a checkpoint config describes."""
+def build_model(config: dict, folder: str | Path | None = None) -> torch.nn.Module:
+    """The (untrained) model a checkpoint config describes (``folder``: where it was read, for errors)."""
     kind = config.get("kind")
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
-    if "model" not in config:
-        raise ValueError(f"the {kind!r} checkpoint config has no 'model' section")
-    model = config["model"]
+    model = config_value(config, "model", dict, folder)
+    sections = {"toy2d": ("mlp", MLPConfig), "vae": ("vae", VAEConfig), "clip": ("clip", MiniCLIPConfig)}
+    # (text2img: lesson 11's transformer backbone, or the U-Net of lessons 06-09)
+    unet_or_dit = ("dit", DiTConfig) if kind == "text2img" and "dit" in model else ("unet", UNetConfig)
+    section, cls = sections.get(kind, unet_or_dit)
+    net_config = cls.from_dict(config_section(config, f"model.{section}", cls, folder))
     if kind == "toy2d":
-        return MLPDenoiser(MLPConfig.from_dict(model["mlp"]))
+        return MLPDenoiser(net_config)
     if kind == "vae":
-        return AutoencoderKL(VAEConfig.from_dict(model["vae"]))
+        return AutoencoderKL(net_config)
     if kind == "clip":
-        return build_clip(MiniCLIPConfig.from_dict(model["clip"]), load_tokenizer())
-    if kind == "text2img" and "dit" in model:  # lesson 11's transformer backbone
-        return DiTModel(DiTConfig.from_dict(model["dit"]))
-    return UNetModel(UNetConfig.from_dict(model["unet"]))  # pixel_ddpm, latent_ddpm, text2img
+        return build_clip(net_config, load_tokenizer())
+    return DiTModel(net_config) if section == "dit" else UNetModel(net_config)
 
 
-def scheduler_from_config(config: dict) -> DDPMScheduler:
+def scheduler_from_config(config: dict, folder: str | Path | None = None) -> DDPMScheduler:
     """The DDPM scheduler a checkpoint was trained with (its ``"scheduler"`` section)."""
-    return DDPMScheduler(**config["scheduler"])
+    return DDPMScheduler(**config_section(config, "scheduler", DDPMScheduler, folder))
 
 
-def _folder(kind: str, path: str | Path | None) -> Path:
+def checkpoint_folder(kind: str, path: str | Path | None) -> Path:
+    """``path``, or the shipped checkpoint of ``kind`` (``data/checkpoints/<kind>``) when it is None."""
     return Path(path) if path is not None else checkpoint_dir() / kind
 
 
@@ -275,15 +380,16 @@ def load_pretrained(
     another kind, or whose weights do not fit its config, raises a ``ValueError``."""
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
-    folder = _folder(kind, path)
+    folder = checkpoint_folder(kind, path)
     config = read_config(folder, expected_kind=kind)
     try:
-        model = build_model(config)
-    except (KeyError, TypeError, AttributeError) as err:  # a config.json edited by hand, or truncated
+        model = build_model(config, folder)
+        has_scheduler = kind not in ("clip", "vae")  # (no noise schedule in those)
+        scheduler = scheduler_from_config(config, folder) if has_scheduler else None
+    except (KeyError, TypeError, AttributeError) as err:  # what the typed reads above do not catch
         where = str(folder / CONFIG_NAME)
         raise ValueError(f"{where!r} does not describe a {kind!r} model ({err!r})") from err
     model = load_weights(folder, model)
-    scheduler = scheduler_from_config(config) if "scheduler" in config else None  # clip has none
     return model.to(get_device(device)).eval(), scheduler, config
 
 
@@ -293,10 +399,16 @@ def load_vae(
     """Load a trained VAE: ``(model in eval mode, config)``; ``config["scale_factor"]`` is the
     latent scale estimated from data when it was trained (``python -m minildm train vae``)."""
     model, _, config = load_pretrained("vae", path, device=device)
-    if "scale_factor" not in config:
-        folder = _folder("vae", path)
-        raise ValueError(f"VAE checkpoint {str(folder)!r} has no scale_factor in its config.json")
+    check_scale_factor(config, "scale_factor", checkpoint_folder("vae", path))
     return model, config
+
+
+def check_scale_factor(config: dict, key: str, folder: str | Path) -> float:
+    """The latent scale ``config[key]`` (e.g. ``"vae.scale_factor"``) of a checkpoint: a number > 0."""
+    value = config_value(config, key, float, folder)
+    if not value > 0:
+        raise ValueError(f"{_where(folder)}: {key!r} must be a number > 0, got {value!r}")
+    return float(value)
 
 
 def load_text_encoder(
@@ -305,10 +417,11 @@ def load_text_encoder(
     """The frozen text tower of a trained mini CLIP (``data/checkpoints/clip`` by default), with
     the shipped tokenizer: ``(TextEncoder, clip checkpoint config)``. Only the text half is built
     and read: the image tower and the projections stay on disk."""
-    folder = _folder("clip", path)
+    folder = checkpoint_folder("clip", path)
     config = read_config(folder, expected_kind="clip")
     tokenizer = load_tokenizer()
-    clip_config = MiniCLIPConfig.from_dict(config["model"]["clip"]).to_transformers(tokenizer)
+    section = config_section(config, "model.clip", MiniCLIPConfig, folder)
+    clip_config = MiniCLIPConfig.from_dict(section).to_transformers(tokenizer)
     text_model = CLIPTextModel(clip_config.text_config)
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
@@ -316,5 +429,7 @@ def load_text_encoder(
     prefix = "text_model."
     state = {k[len(prefix) :]: v for k, v in _read_safetensors(weights).items() if k.startswith(prefix)}
     # transformers 4 nests the layers one level deeper (CLIPTextModel.text_model); 5 does not
-    load_state_dict_checked(getattr(text_model, "text_model", text_model), state, source=str(folder))
+    load_state_dict_checked(
+        getattr(text_model, "text_model", text_model), state, source=str(weights), half=_stored_half(folder)
+    )
     return TextEncoder(text_model.to(get_device(device)), tokenizer), config

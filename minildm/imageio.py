@@ -4,6 +4,7 @@ size (atomically), for scripts to read back."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,24 +14,52 @@ import torch
 from minildm.utils import atomic_write, check_writable_folder, from_uint8
 
 
-def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """An RGB image file as a float tensor (1, 3, size, size) in [-1, 1]; another size or mode is
-    refused, naming what it is (resizing would change what the model is asked to edit)."""
+def _read_pixels(
+    path: str | Path, what: str, size: int, modes: tuple[str, ...], convert: Callable
+) -> np.ndarray:
+    """Open an image file and return ``convert(image)``, after checking from its header alone
+    (nothing decoded yet) that it is a readable image, of one of ``modes``, ``size`` x ``size``
+    pixels; every refusal names the file and what was expected. A decompression bomb (a small file
+    that decodes to billions of pixels) is refused before decoding, with its size."""
     from PIL import Image
 
     path = Path(path)
+    expected = f"expected a {size} x {size} PNG" + (" (black and white)" if what == "mask" else " (RGB)")
     if not path.is_file():
-        raise FileNotFoundError(f"no image at {str(path)!r}")
+        raise FileNotFoundError(f"no {what} at {str(path)!r}")
     try:
-        with Image.open(path) as image:
-            mode, (width, height) = image.mode, image.size
-            array = np.array(image.convert("RGB")) if mode in ("RGB", "RGBA", "P") else None
-    except OSError as err:
-        raise ValueError(f"{str(path)!r} is not an image file PIL can read ({err})") from err
-    if array is None:
-        raise ValueError(f"image {str(path)!r} must be RGB, got mode {mode!r}")
-    if (width, height) != (size, size):
-        raise ValueError(f"image {str(path)!r} is {width} x {height}; the model works at {size} x {size}")
+        with warnings.catch_warnings():  # (a large image only warns; the size check below refuses it)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as err:  # over twice Pillow's limit of pixels
+        pixels = str(err).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        raise ValueError(f"{what} {str(path)!r} is far too large ({pixels}); {expected}: "
+                         "refused before decoding") from err
+    except (OSError, SyntaxError, ValueError) as err:  # (UnidentifiedImageError is an OSError)
+        raise ValueError(
+            f"{what} {str(path)!r} is not an image file PIL can read ({err}); {expected}"
+        ) from err
+    with image:
+        mode, (width, height) = image.mode, image.size
+        if mode not in modes:
+            wanted = "RGB" if what == "image" else "single-channel (mode L or 1)"
+            raise ValueError(f"{what} {str(path)!r} must be {wanted}, got mode {mode!r}")
+        if (width, height) != (size, size):
+            raise ValueError(
+                f"{what} {str(path)!r} is {width} x {height}; the model works at {size} x {size}"
+            )
+        try:
+            return convert(image)
+        except (OSError, SyntaxError, ValueError) as err:  # e.g. "image file is truncated"
+            raise ValueError(
+                f"{what} {str(path)!r} is damaged and cannot be decoded ({err}); {expected}"
+            ) from err
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """An RGB image file as a float tensor (1, 3, size, size) in [-1, 1]; another size or mode is
+    refused, naming what it is (resizing would change what the model is asked to edit)."""
+    array = _read_pixels(path, "image", size, ("RGB", "RGBA", "P"), lambda im: np.array(im.convert("RGB")))
     return from_uint8(array).unsqueeze(0)
 
 
@@ -38,19 +67,10 @@ def load_mask(path: str | Path, size: int) -> torch.Tensor:
     """A black-and-white mask file as a float tensor (1, 1, size, size) of 0 and 1 (1 = white =
     repaint). It must be single-channel (mode L or 1), of the model's size, black and white (at most
     5% grey pixels, thresholded at the middle), and repaint something."""
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no mask at {str(path)!r}")
-    with Image.open(path) as image:
-        mode, (width, height) = image.mode, image.size
-        values = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    if mode not in ("L", "1"):
-        raise ValueError(f"mask {str(path)!r} must be single-channel (mode L or 1), got mode {mode!r}")
-    if (width, height) != (size, size):
-        raise ValueError(f"mask {str(path)!r} is {width} x {height}; the model works at {size} x {size}")
-    return mask_tensor(torch.from_numpy(values), name=f"mask {str(path)!r}")
+    values = _read_pixels(
+        path, "mask", size, ("L", "1"), lambda im: np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    )
+    return mask_tensor(torch.from_numpy(values), name=f"mask {str(Path(path))!r}")
 
 
 def mask_tensor(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:

@@ -38,6 +38,19 @@ def check_seed(seed: object, name: str = "seed") -> int:
     return int(seed)
 
 
+def is_real_number(value: object) -> bool:
+    """An int or float, Python's or NumPy's (``np.float32(0.5)``, ``np.int64(3)``), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_probability(name: str, value: object) -> float:
+    """``value`` as a float if it is a number in [0, 1] (fractions, probabilities), else a ValueError
+    naming ``name``."""
+    if not is_real_number(value) or not 0.0 <= float(value) <= 1.0:  # (NaN fails both comparisons)
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
     """``tensor`` if every value is finite, else a ValueError saying where NaN or inf appeared."""
     if tensor.is_floating_point() and not torch.isfinite(tensor).all():

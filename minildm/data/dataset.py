@@ -20,7 +20,7 @@ from minildm.data.shapes import (
     sample_scene,
     scene_for_caption,
 )
-from minildm.utils import from_uint8, progress
+from minildm.utils import check_positive_int, check_probability, check_seed, from_uint8, progress
 
 
 class ShapesDataset(Dataset):
@@ -54,12 +54,11 @@ class ShapesDataset(Dataset):
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if not 0.0 <= two_object_fraction <= 1.0:
-            raise ValueError(f"two_object_fraction must be in [0, 1], got {two_object_fraction}")
-        if not 0.0 <= omit_prob <= 1.0:
-            raise ValueError(f"omit_prob must be in [0, 1], got {omit_prob}")
-        if captions is None and (not isinstance(size, int) or size < 1):
-            raise ValueError(f"size must be a positive int, got {size!r}")
+        two_object_fraction = check_probability("two_object_fraction", two_object_fraction)
+        omit_prob = check_probability("omit_prob", omit_prob)
+        if captions is None:
+            size = check_positive_int("size", size)
+        seed, image_size = check_seed(seed), check_positive_int("image_size", image_size)
         self.seed, self.image_size, self.split = seed, image_size, split
         if captions is not None:
             specs = [parse_caption(c) for c in captions]  # fail early, naming the bad word

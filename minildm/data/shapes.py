@@ -26,6 +26,7 @@ from minildm.data.captions import (
     format_caption,
     parse_caption,
 )
+from minildm.utils import check_positive_int, check_seed, is_positive_int
 
 SPLITS = ("train", "all")
 
@@ -73,7 +74,7 @@ def _check_split(split: str) -> None:
 
 
 def _check_image_size(image_size: int) -> None:
-    if not isinstance(image_size, int) or image_size < 16 or image_size % 16:
+    if not is_positive_int(image_size) or image_size < 16 or image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16 (e.g. 32 or 64), got {image_size!r}")
 
 
@@ -244,5 +245,6 @@ def render_caption(
     caption: str, seed: int = 0, image_size: int = 32, allow_heldout: bool = False
 ) -> np.ndarray:
     """Render one random image that satisfies ``caption`` (deterministic for ``seed``)."""
-    scene = scene_for_caption(caption, np.random.default_rng(seed), image_size, allow_heldout)
+    rng = np.random.default_rng(check_seed(seed))
+    scene = scene_for_caption(caption, rng, check_positive_int("image_size", image_size), allow_heldout)
     return render_scene(scene)

@@ -44,7 +44,7 @@ def evaluation_prompts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """``n`` prompts of each kind of :data:`~minildm.metrics.prompts.PROMPT_KINDS` (``4 n`` in all), and
     each prompt's report row: its kind, with held-out prompts labelled ``"heldout one"`` or
     ``"heldout two"`` by the number of objects."""
-    check_positive_int("n", n)
+    n, seed = check_positive_int("n", n), check_seed(seed)
     prompts, labels = [], []
     for kind in PROMPT_KINDS:
         for prompt in prompt_set(kind, n, seed=seed):
@@ -61,7 +61,7 @@ def batch_seed(seed: int, index: int) -> int:
 def generate(pipe, prompts: list[str], seed: int = 0, batch_size: int = 64, **pipe_kwargs) -> torch.Tensor:
     """``pipe(batch, seed=batch_seed(seed, i), progress=False, **pipe_kwargs)`` over batches of
     ``prompts``: float images (N, 3, H, W) in [-1, 1] on the CPU, the same for the same seed."""
-    check_positive_int("batch_size", batch_size)
+    seed, batch_size = check_seed(seed), check_positive_int("batch_size", batch_size)
     batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
     images = [pipe(b, seed=batch_seed(seed, i), progress=False, **pipe_kwargs) for i, b in enumerate(batches)]
     return torch.cat([x.cpu() for x in images])
@@ -138,6 +138,7 @@ def evaluate_images(
     split="all")``, and a second independent set (``seed + 1``) for the real-vs-real floor."""
     if not (len(images) == len(prompts) == len(labels)):
         raise ValueError(f"got {len(images)} images, {len(prompts)} prompts and {len(labels)} labels")
+    seed = check_seed(seed)
     images = images.detach().float().cpu()
     verdicts = [judge(img, p) for img, p in zip(to_uint8(images), prompts)]
     real = ShapesDataset(captions=prompts, seed=seed, split="all").tensors()
@@ -182,9 +183,9 @@ def evaluate(
 
     ``clip`` and ``tokenizer`` default to the shipped mini CLIP and tokenizer. Nearly all the time goes
     to sampling (measured times: docs/results.md). The result is a dict for :func:`format_report`."""
-    check_positive_int("n", n)
-    check_seed(seed)
-    check_positive_int("num_inference_steps", num_inference_steps)
+    n, seed = check_positive_int("n", n), check_seed(seed)
+    num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
+    batch_size = check_positive_int("batch_size", batch_size)
     if clip is None:
         from minildm.checkpoints import load_pretrained
 

@@ -282,6 +282,13 @@ def score(images, captions: list[str]) -> dict:
     held-out combinations (``"seen"``, ``"heldout"``; ``None`` when there are none).
 
     ``images``: uint8 (B, H, W, 3), or float (B, 3, H, W) in [-1, 1] as models produce."""
+    if isinstance(captions, str):  # (its len() would be the number of characters)
+        raise ValueError(
+            f"captions must be a list of str, one per image, got one str {captions!r}: "
+            f"pass [{captions!r}] for a single image"
+        )
+    if not isinstance(captions, (list, tuple)) or not all(isinstance(c, str) for c in captions):
+        raise ValueError(f"captions must be a list of str, one per image, got {type(captions).__name__}")
     if isinstance(images, torch.Tensor) and images.is_floating_point():
         from minildm.utils import to_uint8
 

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from minildm.text.grammar import object_phrases
+from minildm.utils import is_real_number
 
 __all__ = ["ComposableGuidance", "check_phrase_scale", "object_phrases", "phrase_contexts"]
 
 
 def check_phrase_scale(phrase_scale: object) -> float:
     """``phrase_scale`` as a float >= 0 (0: plain classifier-free guidance)."""
-    if isinstance(phrase_scale, bool) or not isinstance(phrase_scale, (int, float)):
+    if not is_real_number(phrase_scale):
         raise ValueError(f"phrase_guidance must be a number >= 0, got {phrase_scale!r}")
     value = float(phrase_scale)
     if not 0.0 <= value < float("inf"):

@@ -28,7 +28,7 @@ import torch
 from minildm.pipelines.latent_diffusion import check_images
 from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
 from minildm.schedulers import DDIMScheduler, SchedulerMixin
-from minildm.utils import check_seed
+from minildm.utils import check_seed, is_real_number
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
@@ -46,7 +46,7 @@ def default_init(scheduler: SchedulerMixin) -> str:
 
 def check_strength(strength: float) -> float:
     """img2img's strength: a number in (0, 1]."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
+    if not is_real_number(strength) or not 0.0 < strength <= 1.0:
         raise ValueError(f"strength must be a number in (0, 1] (1 = ignore the image), got {strength!r}")
     return float(strength)
 
@@ -66,11 +66,12 @@ def check_init(init: str | None, scheduler: SchedulerMixin) -> str:
     return init
 
 
-def batch_images(images: torch.Tensor, n: int, name: str = "image") -> torch.Tensor:
-    """``images`` (3, H, W) or (B, 3, H, W), checked, as a batch of ``n`` (one image is repeated)."""
+def batch_images(images: torch.Tensor, n: int, name: str = "image", size: int | None = None) -> torch.Tensor:
+    """``images`` (3, H, W) or (B, 3, H, W), checked (of ``size`` x ``size`` when given), as a batch of
+    ``n`` (one image is repeated)."""
     if isinstance(images, torch.Tensor) and images.ndim == 3:
         images = images.unsqueeze(0)
-    check_images(images)
+    check_images(images, size, name)
     if images.shape[0] not in (1, n):
         raise ValueError(f"give one {name} or one per prompt ({n}), got {images.shape[0]}")
     return images.expand(n, -1, -1, -1)
@@ -100,9 +101,9 @@ class Img2ImgPipeline(TextToImagePipeline):
         prompts = prompt_list(prompts)
         strength = check_strength(strength)
         init = check_init(init, self.scheduler)
-        self.check_sampling(num_inference_steps, guidance_scale)
-        check_seed(seed)
-        images = batch_images(image, len(prompts))
+        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
+        seed = check_seed(seed)
+        images = batch_images(image, len(prompts), size=self.image_size)
         conditioning = self.conditioning(prompts, guidance_scale, eta)
         z0 = self.encode_image(images).to(self.device)
         # which timesteps run: the last floor(n * strength) of the n

@@ -57,7 +57,7 @@ class InpaintPipeline(TextToImagePipeline):
         one_step = isinstance(self.scheduler, (DDIMScheduler, DDPMScheduler))
         if resample_steps is None:
             return DEFAULT_RESAMPLE if one_step else 1
-        check_positive_int("resample_steps", resample_steps)
+        resample_steps = check_positive_int("resample_steps", resample_steps)
         if resample_steps > 1 and not one_step:
             raise ValueError(
                 f"resample_steps > 1 needs a one-step scheduler (DDIM or DDPM), "
@@ -84,13 +84,14 @@ class InpaintPipeline(TextToImagePipeline):
         ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost;
         ``None``: ``DEFAULT_RESAMPLE`` with DDIM or DDPM, 1 with other schedulers."""
         prompts = prompt_list(prompts)
-        self.check_sampling(num_inference_steps, guidance_scale)
+        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
         resample_steps = self.check_resample(resample_steps)
-        check_seed(seed)
-        images = batch_images(image, len(prompts))
+        seed = check_seed(seed)
+        images = batch_images(image, len(prompts), size=self.image_size)
         mask = mask_tensor(mask)
         if mask.shape[-2:] != images.shape[-2:]:
-            raise ValueError(f"mask is {tuple(mask.shape[-2:])} but the image is {tuple(images.shape[-2:])}")
+            raise ValueError(f"mask is {tuple(mask.shape[-2:])} but the image is {tuple(images.shape[-2:])} "
+                             "(H, W): give a mask of the image's size")
         if mask.shape[0] not in (1, len(prompts)):
             raise ValueError(f"give one mask or one per prompt ({len(prompts)}), got {mask.shape[0]}")
         conditioning = self.conditioning(prompts, guidance_scale, eta)

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import load_pretrained, load_vae
+from minildm.checkpoints import check_scale_factor, checkpoint_folder, config_value, load_pretrained, load_vae
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
-from minildm.utils import check_finite, check_positive_int, check_seed, get_device
+from minildm.utils import check_finite, check_positive_int, check_seed, get_device, is_real_number
 from minildm.vae import AutoencoderKL
 
 
-def check_images(images: object) -> None:
-    """Images for the VAE: a float tensor (B, 3, H, W) with values in [-1, 1]."""
+def check_images(images: object, size: int | None = None, name: str = "images") -> None:
+    """Images for the VAE: a float tensor (B, 3, H, W) with values in [-1, 1], B >= 1, and H = W =
+    ``size`` when it is given (the size the model works at)."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(
             f"images must be a torch tensor (B, 3, H, W) in [-1, 1], got {type(images).__name__} "
@@ -38,6 +39,12 @@ def check_images(images: object) -> None:
         )
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch, shape {tuple(images.shape)}: give at least one image")
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"{name} is {images.shape[-1]} x {images.shape[-2]} (W x H); this model works at {size} x {size}"
+        )
     check_finite(images, "the images")
     low, high = images.min().item(), images.max().item()
     if low < -1.001 or high > 1.001:
@@ -64,7 +71,7 @@ class LatentDiffusionPipeline:
         scale_factor: float,
         config: dict | None = None,
     ) -> None:
-        if not scale_factor > 0:
+        if not is_real_number(scale_factor) or not scale_factor > 0:
             raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
         self.unet, self.scheduler, self.vae, self.scale_factor = unet, scheduler, vae, scale_factor
         self.config = dict(config or {})
@@ -82,20 +89,24 @@ class LatentDiffusionPipeline:
         The U-Net's config records the VAE it was trained with; a different VAE is refused."""
         device = get_device(device)
         unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
-        vae = cls.load_matching_vae(config, vae_path, device)
-        return cls(unet, scheduler, vae, config["vae"]["scale_factor"], config=config)
+        folder = checkpoint_folder(cls.checkpoint_kind, path)
+        scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
+        vae = cls.load_matching_vae(config, vae_path, device, folder)
+        return cls(unet, scheduler, vae, scale_factor, config=config)
 
     @staticmethod
     def load_matching_vae(
-        config: dict, vae_path: str | Path | None, device: str | torch.device | None
+        config: dict, vae_path: str | Path | None, device: str | torch.device | None,
+        folder: str | Path | None = None,
     ) -> AutoencoderKL:
         """The VAE in ``vae_path`` (default the shipped one), refused if it is not the VAE that the
-        U-Net of ``config`` was trained with."""
+        U-Net of ``config`` (read from ``folder``) was trained with."""
+        expected = config_value(config, "vae.model", dict, folder)  # (before loading any VAE)
         vae, vae_config = load_vae(vae_path, device=device)
-        if vae_config["model"] != config["vae"]["model"]:
+        if vae_config["model"] != expected:
             raise ValueError(
-                "the VAE checkpoint is not the one this U-Net was trained with: "
-                f"expected VAE config {config['vae']['model']}, got {vae_config['model']}"
+                f"the VAE checkpoint {str(checkpoint_folder('vae', vae_path))!r} is not the one this U-Net "
+                f"was trained with: expected VAE config {expected}, got {vae_config['model']}"
             )
         return vae
 
@@ -103,6 +114,11 @@ class LatentDiffusionPipeline:
     def latent_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one latent (ours 4 x 8 x 8; SD 4 x 64 x 64)."""
         return self.vae.config.latent_shape()
+
+    @property
+    def image_size(self) -> int | None:
+        """The side in pixels of the images this pipeline makes and edits (ours 32; SD 512)."""
+        return getattr(self.vae.config, "image_size", None)
 
     @property
     def device(self) -> torch.device:
@@ -135,9 +151,8 @@ class LatentDiffusionPipeline:
         **sample_kwargs,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Sample ``batch_size`` latents with the pipeline's scheduler and decode them; the noise
-        is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`."""
-        check_positive_int("num_inference_steps", num_inference_steps)
-        check_seed(seed)
+        is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`. (The
+        numbers are checked by the caller, the entry point.)"""
         model = sample_kwargs.pop("model", self.unet)  # a guidance wrapper around the U-Net, if any
         latents = self.sampler.sample(
             model,
@@ -169,5 +184,6 @@ class LatentDiffusionPipeline:
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Sample ``batch_size`` images (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the
         same images on every device (the starting noise is drawn on the CPU)."""
-        check_positive_int("batch_size", batch_size)
-        return self._generate(batch_size, num_inference_steps, seed, progress, return_latents)
+        batch_size = check_positive_int("batch_size", batch_size)
+        num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
+        return self._generate(batch_size, num_inference_steps, check_seed(seed), progress, return_latents)

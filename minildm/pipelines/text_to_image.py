@@ -22,13 +22,20 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import checkpoint_dir, load_pretrained, load_text_encoder
+from minildm.checkpoints import (
+    check_scale_factor,
+    checkpoint_dir,
+    checkpoint_folder,
+    config_value,
+    load_pretrained,
+    load_text_encoder,
+)
 from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, phrase_contexts
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
 from minildm.sampling import check_guidance_scale
 from minildm.schedulers import SCHEDULERS, LCMScheduler, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
-from minildm.utils import check_positive_int, get_device
+from minildm.utils import check_positive_int, check_seed, get_device
 from minildm.vae import AutoencoderKL
 
 #: Defaults of ``TextToImagePipeline``, chosen by ``bench/text_to_image.py`` (guidance)
@@ -92,16 +99,16 @@ class TextToImagePipeline(LatentDiffusionPipeline):
     def default_sampler(self) -> str:
         return DEFAULT_SAMPLER if self.distillation is None else "lcm"
 
-    def check_sampling(self, num_inference_steps: int, guidance_scale: float) -> None:
+    def check_sampling(self, num_inference_steps: int, guidance_scale: float) -> int:
         """Refuse a step count that is not a positive int, and the LCM sampler on a model that was not
         distilled for it; warn when a student is sampled with a step count it was not measured at, or
-        guided again."""
-        check_positive_int("num_inference_steps", num_inference_steps)
+        guided again. Returns the step count as a Python int (NumPy's integers are accepted)."""
+        num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
         if isinstance(self.scheduler, LCMScheduler) and self.distillation is None:
             raise ValueError("the lcm sampler needs a distilled student checkpoint (train lcm); "
                              "this checkpoint is a plain text2img model: use ddim, dpm++, euler or euler_a")
         if self.distillation is None:
-            return
+            return num_inference_steps
         measured, most = self.distillation["steps"], self.distillation["original_inference_steps"]
         if num_inference_steps not in measured and 0 < num_inference_steps <= most:  # (others: refused)
             warnings.warn(f"this student was distilled for {measured} steps; "
@@ -111,6 +118,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
             warnings.warn(f"this student has guidance {folded:g} in its weights; guidance_scale "
                           f"{guidance_scale:g} guides again (two network calls per step)",
                           stacklevel=3)
+        return num_inference_steps
 
     @classmethod
     def from_pretrained(
@@ -126,24 +134,32 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         checkpoint's noise schedule."""
         device = get_device(device)
         unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
-        vae = cls.load_matching_vae(config, vae_path, device)
-        encoder_cfg = config["text_encoder"]
-        if encoder_cfg["kind"] == "clip":
+        folder = checkpoint_folder(cls.checkpoint_kind, path)
+        # every entry this needs, read (and type-checked) before the VAE or the text encoder loads
+        scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
+        encoder_kind = config_value(config, "text_encoder.kind", str, folder)
+        clip_skip = config_value(config, "text_encoder.clip_skip", int, folder, default=0)
+        if encoder_kind == "clip":
+            expected = config_value(config, "text_encoder.model", dict, folder)
+        else:  # a transformers CLIP text model, e.g. one downloaded by a user online
+            trained_with = config_value(config, "text_encoder.path", str, folder)
+        vae = cls.load_matching_vae(config, vae_path, device, folder)
+        if encoder_kind == "clip":
             text_encoder, clip_config = load_text_encoder(text_encoder_path, device=device)
-            if clip_config["model"] != encoder_cfg["model"]:
+            if clip_config["model"] != expected:
                 raise ValueError(
                     "the text encoder checkpoint is not the one this U-Net was trained with: expected "
-                    f"CLIP config {encoder_cfg['model']}, got {clip_config['model']}"
+                    f"CLIP config {expected}, got {clip_config['model']}"
                 )
-        else:  # a transformers CLIP text model, e.g. one downloaded by a user online
-            folder = Path(text_encoder_path or encoder_cfg["path"])
-            if not folder.is_dir():  # fail fast, offline: never reach for the network here
+        else:
+            encoder_folder = Path(text_encoder_path or trained_with)
+            if not encoder_folder.is_dir():  # fail fast, offline: never reach for the network here
                 raise FileNotFoundError(
-                    f"the text encoder this U-Net was trained with, {str(folder)!r}, is not on this machine; "
-                    "pass text_encoder_path (--text-encoder) to a local copy"
+                    f"the text encoder this U-Net was trained with, {str(encoder_folder)!r}, is not on this "
+                    "machine; pass text_encoder_path (--text-encoder) to a local copy"
                 )
-            text_encoder = TextEncoder.from_pretrained(folder).to(device)
-        text_encoder.clip_skip = encoder_cfg.get("clip_skip", 0)  # the layer the U-Net was trained on
+            text_encoder = TextEncoder.from_pretrained(encoder_folder).to(device)
+        text_encoder.clip_skip = clip_skip  # the layer the U-Net was trained on
         distillation = config.get("distillation")
         if distillation is None:
             scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
@@ -151,7 +167,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
             scheduler = LCMScheduler.from_config(dict(
                 vars(scheduler.config), original_inference_steps=distillation["original_inference_steps"],
                 timestep_scaling=distillation["timestep_scaling"]))
-        return cls(unet, scheduler, vae, config["vae"]["scale_factor"], text_encoder, config=config)
+        return cls(unet, scheduler, vae, scale_factor, text_encoder, config=config)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -184,7 +200,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         prompts = prompt_list(prompts)
         num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
-        self.check_sampling(num_inference_steps, guidance_scale)
+        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
+        seed = check_seed(seed)
         # (guidance_scale and eta are checked by Sampler.sample, before the first step)
         return self._generate(
             len(prompts), num_inference_steps, seed, progress, return_latents,

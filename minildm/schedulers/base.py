@@ -164,7 +164,7 @@ class SchedulerMixin:
         * ``"linspace"``: $999, \dots, 0$ rounded from evenly spaced reals: both ends, uneven gaps.
         """
         T = self.config.num_train_timesteps
-        n = num_inference_steps
+        n = int(num_inference_steps) if isinstance(num_inference_steps, np.integer) else num_inference_steps
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
             raise ValueError(
                 f"num_inference_steps must be an int in [1, {T}] (num_train_timesteps), "

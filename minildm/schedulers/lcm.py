@@ -91,7 +91,7 @@ class LCMScheduler(SchedulerMixin):
         """``num_inference_steps`` timesteps, largest first, evenly spaced over the skipping-step
         schedule: indices ``floor(linspace(0, N, n, endpoint=False))`` of it, reversed."""
         origin = self.origin_timesteps(original_inference_steps)[::-1]
-        n = num_inference_steps
+        n = int(num_inference_steps) if isinstance(num_inference_steps, np.integer) else num_inference_steps
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(origin):
             raise ValueError(
                 f"num_inference_steps must be an int in [1, {len(origin)}] (the original_inference_steps "

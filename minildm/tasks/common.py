@@ -21,7 +21,7 @@ from minildm.data import ShapesDataset
 from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
 from minildm.schedulers import DDPMScheduler
 from minildm.training import LossFn, TrainConfig
-from minildm.utils import BUDGETS, check_positive_int, get_device
+from minildm.utils import BUDGETS, check_positive_int, check_probability, check_seed, get_device
 from minildm.vae import AutoencoderKL
 
 #: The training presets: "cpu" (the shipped checkpoints' settings) and "gpu" (the full budget on a
@@ -61,7 +61,7 @@ def train_config(budgets: dict[str, TrainConfig], budget: str, seed: int, preset
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     key = "gpu" if budget == "full" and preset == "gpu" else budget
-    return replace(budgets[key], seed=seed)
+    return replace(budgets[key], seed=check_seed(seed))
 
 
 class DeviceCache:
@@ -87,13 +87,10 @@ def data_config(
     """The data section of a task's config: ``defaults`` with the seed and, if given, the size and
     the share of two-object scenes (lesson 10's data lever; recorded, so a resume keeps it)."""
     size = defaults["size"] if data_size is None else check_positive_int("data_size", data_size)
-    config = dict(defaults, seed=seed, size=size)
+    config = dict(defaults, seed=check_seed(seed), size=size)
     if two_object_fraction is None:
         return config
-    is_number = isinstance(two_object_fraction, (int, float)) and not isinstance(two_object_fraction, bool)
-    if not is_number or not 0.0 <= two_object_fraction <= 1.0:
-        raise ValueError(f"two_object_fraction must be a number in [0, 1], got {two_object_fraction!r}")
-    return dict(config, two_object_fraction=float(two_object_fraction))
+    return dict(config, two_object_fraction=check_probability("two_object_fraction", two_object_fraction))
 
 
 def shapes_dataset(data_cfg: dict) -> ShapesDataset:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import load_pretrained
+from minildm.checkpoints import checkpoint_folder, config_value, load_pretrained
 from minildm.diffusion import add_noise
 from minildm.schedulers import LCMScheduler, SchedulerMixin
 from minildm.tasks.common import (
@@ -87,6 +87,9 @@ def lcm_task(
     preset = get_preset(preset)
     _check_options(original_steps, consistency_loss)
     teacher_net, teacher_scheduler, teacher_cfg = load_pretrained("text2img", teacher, device="cpu")
+    folder = checkpoint_folder("text2img", teacher)  # (the sections read below, checked first)
+    config_value(teacher_cfg, "vae.model", dict, folder)
+    config_value(teacher_cfg, "text_encoder", dict, folder)
     if not set(BACKBONES) & set(teacher_cfg["model"]) or "distillation" in teacher_cfg:
         raise ValueError("--teacher must be a text2img checkpoint (U-Net or DiT) trained by `train text2img` "
                          f"(got one with model {sorted(teacher_cfg['model'])}"
@@ -97,7 +100,7 @@ def lcm_task(
                          f"got {original_steps}")
     data_cfg = data_config(teacher_cfg.get("data", TEXT2IMG_DATA), seed, data_size)
     data = latent_data(data_cfg, vae_path)
-    clip_skip = teacher_cfg["text_encoder"].get("clip_skip", 0)  # the student reads what the teacher read
+    clip_skip = config_value(teacher_cfg, "text_encoder.clip_skip", int, folder, default=0)  # what it read
     text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path, clip_skip)
     _check_parts(teacher_cfg, data.vae_section(), encoder_cfg)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)

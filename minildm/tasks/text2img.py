@@ -5,13 +5,12 @@ classifier-free guidance needs."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import load_text_encoder
+from minildm.checkpoints import CONFIG_NAME, config_value, load_text_encoder, read_config
 from minildm.nn import DiTConfig, DiTModel, UNetModel
 from minildm.schedulers import DDPMScheduler
 from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, latent_data, train_config
@@ -71,8 +70,9 @@ def _load_text_encoder(path: str | Path | None, clip_skip: int = 0) -> tuple[Tex
 
 def _is_our_clip(folder: Path) -> bool:
     """A checkpoint of ``python -m minildm train clip`` (not a transformers CLIP folder)."""
-    config = folder / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("kind") == "clip"
+    if not (folder / CONFIG_NAME).is_file():
+        return False
+    return config_value(read_config(folder), "kind", str, folder, default=None) == "clip"
 
 
 def text2img_task(

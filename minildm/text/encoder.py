@@ -15,6 +15,7 @@ Lesson 10 uses the last one to ask whether binding "yellow" to "circle" must hap
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,28 +149,69 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> TextEncoder:
-        """Load a frozen text encoder from one of:
+        """Load a frozen text encoder from a local folder, one of:
 
         - our layout (:meth:`save_pretrained`): ``path/text_model`` + ``path/tokenizer``
           (a diffusers Stable Diffusion folder, ``text_encoder/`` + ``tokenizer/``, works too);
         - a transformers CLIP folder, e.g. a local copy of ``openai/clip-vit-base-patch32``
-          (``CLIPTextModel`` takes the text weights out of a full ``CLIPModel``);
-        - a Hub id such as ``"openai/clip-vit-base-patch32"``: this one downloads (online only).
-        """
-        folder = Path(path)
-        model_dir = tok_dir = folder
-        for sub in ("text_model", "text_encoder"):
-            if (folder / sub / "config.json").exists():
-                model_dir, tok_dir = folder / sub, folder / "tokenizer"
-                break
-        if not (model_dir / "config.json").exists():
-            if folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
-                raise FileNotFoundError(
-                    f"{folder} holds no text_model/config.json (our layout) nor config.json (a transformers "
-                    "CLIP folder)"
-                )
-            model_dir = tok_dir = str(path)  # a Hub id
+          (``CLIPTextModel`` takes the text weights out of a full ``CLIPModel``).
+
+        Nothing is downloaded: a Hub id such as ``"openai/clip-vit-base-patch32"`` is refused at once,
+        with how to make a local copy while online (see :func:`check_text_encoder_folder`)."""
+        model_dir, tok_dir = check_text_encoder_folder(path)
         with _quiet():
-            text_model = CLIPTextModel.from_pretrained(str(model_dir))
-            tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+            text_model = CLIPTextModel.from_pretrained(str(model_dir), local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
         return cls(text_model, tokenizer)
+
+
+#: the files that make a tokenizer folder (any one of them: fast tokenizers, or CLIP's BPE files)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
+_CLIP_MODEL_TYPES = ("clip", "clip_text_model")
+
+
+def check_text_encoder_folder(path: str | Path) -> tuple[Path, Path]:
+    """``(model folder, tokenizer folder)`` of a local CLIP text encoder (see
+    :meth:`TextEncoder.from_pretrained`), checked before anything loads: a path that is not a folder
+    here (a Hub id, offline) or a folder that holds no CLIP text model and tokenizer is refused with a
+    ValueError or FileNotFoundError saying what was expected."""
+    folder = Path(path)
+    if not folder.is_dir():
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) is not None and not folder.exists()
+        example = str(path) if hub_id else "openai/clip-vit-base-patch32"
+        raise FileNotFoundError(
+            f"text encoder {str(path)!r}: {'no such folder' if not folder.exists() else 'not a folder'}"
+            f"{' (it looks like a Hugging Face Hub id)' if hub_id else ''}. A local folder is needed "
+            "(nothing is downloaded here); make one while online, e.g. `huggingface-cli download "
+            f"{example} --local-dir DIR`, or `CLIPModel.from_pretrained({example!r}).save_pretrained(DIR)` "
+            "and `CLIPTokenizer.from_pretrained(...).save_pretrained(DIR)`, then pass DIR"
+        )
+    model_dir = tok_dir = folder
+    for sub in ("text_model", "text_encoder"):
+        if (folder / sub / "config.json").is_file():
+            model_dir, tok_dir = folder / sub, folder / "tokenizer"
+            break
+    expected = (
+        "expected a CLIP text encoder: text_model/ (or text_encoder/) and tokenizer/ folders, or a "
+        "transformers CLIP folder with config.json, model weights and tokenizer files "
+        f"({', '.join(TOKENIZER_FILES)})"
+    )
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{str(folder)!r} is not a text encoder (no config.json): {expected}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(config_path)!r} is not valid JSON ({err}): {expected}") from err
+    if not isinstance(config, dict) or config.get("model_type") not in _CLIP_MODEL_TYPES:
+        found = config.get("kind") or config.get("model_type") if isinstance(config, dict) else None
+        hint = ("; a minildm CLIP checkpoint loads with minildm.checkpoints.load_text_encoder"
+                if found == "clip" else "")
+        raise ValueError(
+            f"{str(folder)!r} is not a text encoder ({str(config_path)!r} describes "
+            f"{'a ' + repr(found) + ' model' if found else 'no CLIP model'}): {expected}{hint}"
+        )
+    if not any((tok_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{str(folder)!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)} in "
+                                f"{str(tok_dir)!r}): {expected}")
+    return model_dir, tok_dir
