@@ -30,9 +30,14 @@ DEFAULT_STRENGTH = 0.8  # minildm.pipelines.DEFAULT_STRENGTH (tests/test_cli.py 
 IMG2IMG_INITS = ("inversion", "noise")  # minildm.pipelines.img2img.INITS (a test checks)
 
 
+def _debug() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    return p
+
+
 def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    common = argparse.ArgumentParser(add_help=False, parents=[_debug()])
     common.add_argument("--seed", type=int, default=0, help="non-negative int (default 0)")
     return common
 
@@ -41,7 +46,10 @@ def _sampling() -> argparse.ArgumentParser:
     """The options of every command that samples from the text-to-image model."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("-o", "--output", type=Path, default=None, help="the captioned figure (PNG)")
-    p.add_argument("--save-dir", type=Path, default=None, help="also write each image alone as DIR/NNN.png")
+    p.add_argument("--save-dir", type=Path, default=None,
+                   help="also write each image alone as DIR/NNN.png (all or none of them)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the images an earlier run left in --save-dir (its NNN.png files)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (>= 1)")
     p.add_argument(
@@ -66,7 +74,11 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", choices=["quick", "full"], default=None,
                    help="training preset (default: $MINILDM_BUDGET, else full with CUDA, quick without)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="override the preset's batch size (refused when it cannot fit in memory)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="override the preset's peak learning rate (a positive float, e.g. 1e-4); "
+                   "a resumed run may lower it")
     p.add_argument("--data-size", type=int, default=None, help="number of training images")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="where the resumable training state goes (default runs/<kind>)")
@@ -74,7 +86,8 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    help="where the model checkpoint goes (default outputs/checkpoints/<kind>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--overwrite", action="store_true",
-                   help="start afresh even though --run-dir holds a training state (it is replaced)")
+                   help="start afresh even though --run-dir holds a training state or --out a model "
+                   "checkpoint (they are replaced)")
     p.add_argument("--text-encoder", type=Path, default=None,
                    help="text2img, lcm: the text encoder to condition on (default "
                    "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
@@ -139,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "0 = off, e.g. 1; twice the work for two objects)")
     p.add_argument("--checkpoint", type=Path, default=None, help="default: data/checkpoints/text2img")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p = add("tokenizer", "build the tokenizer from the caption grammar", common)
+    p = add("tokenizer", "build the tokenizer from the caption grammar (deterministic: no --seed)", _debug())
     p.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")
     _add_train(commands, common)
     return parser
@@ -166,9 +179,10 @@ def run(args: argparse.Namespace) -> None:
             name = "generated" if args.command == "generate" else args.command
             args.output = Path("outputs") / f"{name}.png"
         run_command = commands.generate_command if args.command == "generate" else commands.edit_command
-        path = run_command(args)
+        path, replaced = run_command(args)
         count = len(args.prompts) * getattr(args, "num_images", 1)
         saved = f"; each image alone in {args.save_dir.resolve()}" if args.save_dir is not None else ""
+        saved += f" (its {replaced} earlier image(s) removed or replaced)" if replaced else ""
         print(f"{count} image(s) written to {path.resolve()}{saved}")
 
 
@@ -177,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("MINILDM_DEBUG", "") not in ("", "0")
     try:
         run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if debug:
             raise
-        print("minildm: interrupted", file=sys.stderr)
+        how = f"; {err}" if str(err) else ""  # e.g. train's: how to continue the run
+        print(f"minildm: interrupted{how}", file=sys.stderr)
         return 130
     except Exception as err:  # one line for the user; the traceback with --debug
         if debug:

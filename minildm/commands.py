@@ -7,12 +7,20 @@ reported before any long computation starts.
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 
 def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse, before any work, folders a training run could not use or would silently replace."""
-    from minildm.checkpoints import STATE_NAME
+    """Refuse, before any work, folders a training run could not use or would silently replace: a
+    training state in ``run_dir`` or a model checkpoint in ``out`` is replaced only with ``overwrite``
+    (``resume`` continues the run, which writes its own checkpoint)."""
+    from minildm.checkpoints import CONFIG_NAME, STATE_NAME, WEIGHTS_NAME
     from minildm.utils import check_writable_folder
 
     for flag, folder in (("--run-dir", run_dir), ("--out", out)):
@@ -29,6 +37,34 @@ def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) 
             f"--run-dir {str(run_dir)!r} already holds a training state: continue it with --resume, "
             "replace it with --overwrite, or pick another --run-dir"
         )
+    held = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if (out / name).exists()]
+    if held and not resume and not overwrite:
+        raise ValueError(
+            f"--out {str(out)!r} already holds a model checkpoint ({', '.join(held)}): replace it with "
+            "--overwrite, or pick another --out"
+        )
+
+
+def _check_lr(lr: float) -> float:
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"--lr must be a positive finite float (e.g. 1e-4), got {lr!r}")
+    return lr
+
+
+def _interrupted(run_dir: Path, resumed: bool, started: float, every: int) -> KeyboardInterrupt:
+    """The interruption, saying how to go on: ``--resume`` once this run (or the one it resumes)
+    has saved a training state, else the same command again."""
+    from minildm.checkpoints import STATE_NAME
+
+    state = run_dir / STATE_NAME
+    if resumed or (state.exists() and state.stat().st_mtime >= started):
+        return KeyboardInterrupt(
+            f"the same command with --resume continues the run in {str(run_dir)!r} from its last checkpoint"
+        )
+    again = " with --overwrite" if state.exists() else ""
+    return KeyboardInterrupt(
+        f"nothing saved yet (a checkpoint every {every} steps): run the same command again{again}"
+    )
 
 
 def _train_extras(kind: str, args: argparse.Namespace) -> dict:
@@ -62,9 +98,10 @@ def train_command(args: argparse.Namespace) -> None:
 
     from minildm.checkpoints import STATE_NAME, read_training_config, save_model
     from minildm.distributed import check_divides, init_distributed, shutdown_distributed
+    from minildm.resources import check_fits, training_bytes
     from minildm.tasks import ALIASES, TASKS, TRAIN_BUDGETS
     from minildm.tasks.common import get_preset, train_config
-    from minildm.training import check_same_setup, train
+    from minildm.training import TrainingDivergedError, check_same_setup, train
     from minildm.utils import check_seed, get_budget, get_device, seed_everything
 
     kind = ALIASES.get(args.what, args.what)
@@ -81,6 +118,8 @@ def train_command(args: argparse.Namespace) -> None:
         cfg = replace(cfg, steps=args.steps)
     if args.batch_size is not None:
         cfg = replace(cfg, batch_size=args.batch_size)
+    if args.lr is not None:
+        cfg = replace(cfg, lr=_check_lr(args.lr))
     world, device = init_distributed(device)
     try:
         if world.distributed:
@@ -88,6 +127,9 @@ def train_command(args: argparse.Namespace) -> None:
                 raise ValueError("'clip' trains in one process (its contrastive loss needs the whole batch): "
                                  "run it without torchrun")
             check_divides(cfg.batch_size, world.size)
+        check_fits(f"training {kind} with a batch of {cfg.batch_size}", training_bytes(
+            kind, cfg.batch_size // world.size, args.data_size), device,
+            "lower --batch-size" + (" or --data-size" if args.data_size else ""))
         if args.resume:
             check_same_setup(read_training_config(run_dir / STATE_NAME), preset, world.size, str(run_dir))
         seed_everything(args.seed)
@@ -96,9 +138,18 @@ def train_command(args: argparse.Namespace) -> None:
         procs = f", {world.size} processes" if world.distributed else ""
         say(f"training {kind} ({budget} budget, {preset} preset{procs}: {cfg.steps} steps of "
             f"{cfg.batch_size}) on {device} -> {out}")
-        _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
-                               resume=args.resume, device=device, overwrite=args.overwrite,
-                               compile=args.compile)
+        started = time.time()
+        try:
+            _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
+                                   resume=args.resume, device=device, overwrite=args.overwrite,
+                                   compile=args.compile)
+        except KeyboardInterrupt:
+            raise _interrupted(run_dir, args.resume, started, cfg.checkpoint_every) from None
+        except TrainingDivergedError as err:
+            raise TrainingDivergedError(
+                f"{err}; lower it with --lr (this run: {cfg.lr:g}) and continue with --resume, "
+                "or start again with --overwrite"
+            ) from err
         if task.finalize is not None and world.is_main:
             task.model.load_state_dict(ema.state_dict())
             added = task.finalize(task.model)
@@ -117,12 +168,51 @@ def train_command(args: argparse.Namespace) -> None:
     )
 
 
-def _check_sampling_args(args: argparse.Namespace) -> Path:
-    """The options every sampling command shares, checked before any model loads; returns the
-    figure's path (``.png`` added when it has no suffix)."""
+#: the files ``--save-dir`` holds for a command: NNN.png (000.png, 001.png, ...), and nothing else
+SAVED_NAME = re.compile(r"\d{3,}\.png")
+
+
+def _saved_images(folder: Path) -> list[Path]:
+    """The images a sampling command wrote in ``folder`` (NNN.png), in order."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if SAVED_NAME.fullmatch(p.name) and p.is_file())
+
+
+def _check_outputs(output: Path, save_dir: Path | None, overwrite: bool, inputs: dict[str, Path]) -> None:
+    """Refuse, before any work, an output that would replace an input or another output, and a
+    ``--save-dir`` that holds images of an earlier run (unless ``overwrite``)."""
+    figure = output.resolve()
+    for flag, path in inputs.items():
+        if path.resolve() == figure:
+            raise ValueError(f"-o {str(output)!r} is the input {flag} {str(path)!r}: name another file "
+                             "for the figure (the input would be overwritten)")
+    if save_dir is None:
+        return
+    if save_dir.exists() and not save_dir.is_dir():
+        raise ValueError(f"--save-dir {str(save_dir)!r} is a file; it must be a folder (made if missing)")
+    folder = save_dir.resolve()
+    for flag, path in {"-o": output, **inputs}.items():
+        if path.resolve().parent == folder and SAVED_NAME.fullmatch(path.name):
+            what = "the figure" if flag == "-o" else f"the input {flag}"
+            raise ValueError(f"--save-dir {str(save_dir)!r} would overwrite {what} {str(path)!r} (its images "
+                             "are NNN.png): pick another --save-dir")
+    held = _saved_images(save_dir)
+    if held and not overwrite:
+        raise ValueError(
+            f"--save-dir {str(save_dir)!r} already holds {len(held)} image(s) ({held[0].name} ...): "
+            "replace them with --overwrite (its NNN.png files are removed), or pick another --save-dir"
+        )
+
+
+def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str, Path] | None = None) -> Path:
+    """The options every sampling command shares, checked before any model loads (``count``: the
+    images it will make; ``inputs``: the files it reads, by flag); returns the figure's path (``.png``
+    added when it has no suffix)."""
+    from minildm.resources import check_fits, sampling_bytes
     from minildm.sampling import check_guidance_scale
     from minildm.schedulers.ddim import check_eta
-    from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path
+    from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path, get_device
 
     if args.steps is not None:
         check_positive_int("--steps", args.steps)
@@ -132,9 +222,13 @@ def _check_sampling_args(args: argparse.Namespace) -> Path:
     check_eta(args.eta)
     if args.eta and (args.sampler or "ddim") != "ddim":
         raise ValueError(f"--eta is DDIM's noise level; with --sampler {args.sampler} leave it 0")
+    output = figure_path(args.output)
     if args.save_dir is not None:
         check_writable_folder(args.save_dir, "--save-dir")
-    return figure_path(args.output)
+    _check_outputs(output, args.save_dir, args.overwrite, inputs or {})
+    check_fits(f"{count} image(s) at once", sampling_bytes(count), get_device(args.device),
+               "ask for fewer (-n, prompts) and run the command several times")
+    return output
 
 
 def _load_pipeline(cls, args: argparse.Namespace):
@@ -159,25 +253,75 @@ def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
     )
 
 
+def _naming(err: OSError, what: str) -> OSError:
+    """``err`` again (same errno, same type), its message saying ``what`` could not be done."""
+    return OSError(err.errno, f"{what}: {err.strerror or err}") if err.errno else OSError(f"{what}: {err}")
+
+
+def _stage_images(images, save_dir: Path) -> Path:
+    """Write uint8 images (B, H, W, 3) as NNN.png in a new hidden folder beside ``save_dir``; a
+    failure (a full disk) removes it and names the file of ``save_dir`` that could not be written."""
+    from PIL import Image
+
+    save_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.", suffix=".partial", dir=save_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private: the usual mode, it may become save_dir
+        for k, image in enumerate(images):
+            name = f"{k:03d}.png"
+            try:
+                Image.fromarray(image).save(staging / name, format="PNG")
+            except OSError as err:
+                raise _naming(err, f"cannot write {str(save_dir / name)!r}") from err
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def _commit_images(staging: Path, save_dir: Path) -> int:
+    """Move the staged images into ``save_dir`` (the whole folder at once when it is new) and remove
+    the earlier run's NNN.png files they do not replace. Returns how many earlier images went."""
+    if not save_dir.exists():
+        os.replace(staging, save_dir)
+        return 0
+    earlier = _saved_images(save_dir)
+    new = {p.name for p in staging.iterdir()}
+    for name in sorted(new):
+        os.replace(staging / name, save_dir / name)
+    for stale in earlier:
+        if stale.name not in new:
+            stale.unlink()
+    staging.rmdir()
+    return len(earlier)
+
+
 def _write_results(
     images, titles: list[str], output: Path, save_dir: Path | None, how: str, shown=None
-) -> Path:
+) -> tuple[Path, int]:
     """The captioned figure of ``shown`` (default ``images``) at ``output`` and, with
-    ``--save-dir``, each of ``images`` alone as NNN.png, at its native size."""
+    ``--save-dir``, each of ``images`` alone as NNN.png, at its native size: all or nothing (the
+    images are written first beside the folder and moved in once the figure is written). Returns the
+    figure's path and the number of earlier images replaced in ``save_dir`` (with ``--overwrite``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minildm.imageio import save_images
     from minildm.utils import show_images, to_uint8
 
-    if save_dir is not None:
-        save_images(to_uint8(images), save_dir)
-    shown = images if shown is None else shown
-    fig = show_images(to_uint8(shown), titles, ncols=8, path=output, suptitle=how)
-    plt.close(fig)
-    return output
+    staging = _stage_images(to_uint8(images), save_dir) if save_dir is not None else None
+    try:
+        shown = images if shown is None else shown
+        fig = show_images(to_uint8(shown), titles, ncols=8, path=output, suptitle=how)
+        plt.close(fig)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output, (_commit_images(staging, save_dir) if staging is not None else 0)
 
 
 def _how(args: argparse.Namespace, kwargs: dict) -> str:
@@ -189,7 +333,7 @@ def _how(args: argparse.Namespace, kwargs: dict) -> str:
     return f"{name}, {steps} steps, guidance {guidance:g}{phrases}, seed {args.seed}"
 
 
-def generate_command(args: argparse.Namespace) -> Path:
+def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     """``minildm generate``: ``--num-images`` images per prompt, one figure (and ``--save-dir``)."""
     from minildm.pipelines import TextToImagePipeline
     from minildm.pipelines.composable import check_phrase_scale
@@ -197,7 +341,7 @@ def generate_command(args: argparse.Namespace) -> Path:
 
     check_positive_int("--num-images", args.num_images)
     check_phrase_scale(args.phrase_guidance)
-    output = _check_sampling_args(args)
+    output = _check_sampling_args(args, len(args.prompts) * args.num_images)
     pipe = _load_pipeline(TextToImagePipeline, args)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
     kwargs = dict(_sampling_kwargs(args, pipe), phrase_guidance=args.phrase_guidance)
@@ -206,7 +350,7 @@ def generate_command(args: argparse.Namespace) -> Path:
     return _write_results(images, titles, output, args.save_dir, _how(args, kwargs))
 
 
-def edit_command(args: argparse.Namespace) -> Path:
+def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
     """``minildm img2img`` / ``minildm inpaint``: the image (and mask) edited toward each prompt;
     the figure shows the original first."""
     import torch
@@ -216,8 +360,9 @@ def edit_command(args: argparse.Namespace) -> Path:
     from minildm.pipelines.img2img import check_init, check_strength
     from minildm.utils import check_positive_int
 
-    output = _check_sampling_args(args)
     inpaint = args.command == "inpaint"
+    inputs = {"IMAGE": args.image, **({"MASK": args.mask} if inpaint else {})}
+    output = _check_sampling_args(args, len(args.prompts) + 1, inputs)  # (+ the original, in the figure)
     if not inpaint:
         check_strength(args.strength)
         if args.init == "inversion" and (args.sampler or "ddim") != "ddim":
@@ -251,13 +396,19 @@ def edit_command(args: argparse.Namespace) -> Path:
 def evaluate_command(args: argparse.Namespace) -> str:
     """``minildm evaluate``: the shipped (or ``--checkpoint``) model measured on ``--n`` prompts per kind."""
     from minildm.metrics.evaluation import evaluate, format_report
+    from minildm.metrics.prompts import PROMPT_KINDS
     from minildm.pipelines import TextToImagePipeline
     from minildm.pipelines.composable import check_phrase_scale
-    from minildm.utils import check_positive_int, check_seed
+    from minildm.resources import check_fits, evaluation_bytes
+    from minildm.utils import check_positive_int, check_seed, get_device
 
     check_positive_int("--n", args.n)
     check_seed(args.seed, "--seed")
     check_phrase_scale(args.phrase_guidance)
+    prompts = args.n * len(PROMPT_KINDS)
+    check_fits(f"evaluate --n {args.n} ({prompts} prompts)", evaluation_bytes(prompts), "cpu",
+               "lower --n (64 gives intervals of about +-10 points per kind)")
+    get_device(args.device)  # an unavailable device is refused before the model loads
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
     report = evaluate(pipe, n=args.n, seed=args.seed, phrase_guidance=args.phrase_guidance,
                       num_inference_steps=pipe.default_steps, guidance_scale=pipe.default_guidance)
@@ -265,10 +416,20 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 
 def tokenizer_command(output: Path | None) -> None:
+    """``minildm tokenizer``: the tokenizer built from the caption grammar, written as a folder."""
     from minildm.text import build_tokenizer, save_tokenizer, tokenizer_dir
+    from minildm.utils import check_writable_folder
 
+    folder = output or tokenizer_dir()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"-o {str(folder)!r} is a file; the tokenizer is a folder (tokenizer.json, "
+                         "tokenizer_config.json), made if missing: name a folder")
+    check_writable_folder(folder, "-o")
     tokenizer = build_tokenizer()
-    path = save_tokenizer(tokenizer, output or tokenizer_dir())
+    try:
+        path = save_tokenizer(tokenizer, folder)
+    except OSError as err:
+        raise _naming(err, f"cannot write the tokenizer to {str(folder)!r}") from err
     print(f"tokenizer ({len(tokenizer)} tokens, context length {tokenizer.model_max_length}) "
           f"written to {path.resolve()}")
 

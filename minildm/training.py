@@ -21,6 +21,7 @@ per operation. Under ``torchrun`` it trains data-parallel (:mod:`minildm.distrib
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
             check_positive_int(name, getattr(self, name))
+        lr = self.lr
+        if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive finite float, got {lr!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -104,10 +108,12 @@ def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
             raise TrainingDivergedError(f"{what} holds NaN or infinite values (first: {name!r})")
 
 
-#: settings a resumed run may change (training length, and how the checkpoint samples); any
-#: change is recorded in the config's ``resumed`` list. Everything else must match the run's.
+#: settings a resumed run may change (training length, the learning rate, e.g. lowered after the run
+#: diverged, and how the checkpoint samples); any change is recorded in the config's ``resumed`` list.
+#: Everything else must match the run's.
 RESUMABLE_CHANGES = (
     "training.steps",
+    "training.lr",
     "training.checkpoint_every",
     "scheduler.clip_sample",
     "scheduler.clip_sample_range",

@@ -186,37 +186,58 @@ def check_writable_folder(folder: str | Path, what: str = "output folder") -> Pa
         raise ValueError(f"{what} {str(folder)!r}: {str(existing)!r} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {str(folder)!r}: no permission to write in {str(existing)!r}")
+    try:  # a real try (root passes os.access everywhere, e.g. on /proc): a file made and removed
+        fd, probe = tempfile.mkstemp(prefix=".minildm-write-check.", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        reason = err.strerror or err
+        raise ValueError(f"{what} {str(folder)!r}: cannot write in {str(existing)!r} ({reason})") from err
     return folder
 
 
+#: the figure formats minildm writes (by suffix; matplotlib writes each)
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
 def figure_path(path: str | Path) -> Path:
-    """Where :func:`save_figure` writes ``path``: ``.png`` added when it has no suffix; a folder,
-    or a place we cannot write, is refused (name a file in a writable folder)."""
+    """Where :func:`save_figure` writes ``path``: ``.png`` added when it has no suffix; a folder, a
+    suffix not in :data:`FIGURE_SUFFIXES`, or a place we cannot write, is refused (name an image file
+    in a writable folder)."""
     path = Path(path)
-    check_writable_folder(path.parent, "the output's folder")
     if path.is_dir():
         example = str(path / "out.png")
         raise ValueError(f"output {str(path)!r} is a folder; name an image file, e.g. {example!r}")
+    if path.suffix.lower() not in ("", *FIGURE_SUFFIXES):
+        raise ValueError(
+            f"output {str(path)!r}: {path.suffix!r} is not a figure format; name a file ending in "
+            f"{', '.join(FIGURE_SUFFIXES)} (no suffix: .png)"
+        )
+    check_writable_folder(path.parent, "the output's folder")
     return path if path.suffix else path.with_suffix(".png")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix), then rename it over
     ``path`` (``os.replace`` is atomic): an interrupted write never leaves a truncated file, and the
-    old one stays until the new one is complete. Returns the path."""
+    old one stays until the new one is complete. An ``OSError`` (a full disk: errno 28) names
+    ``path``. Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     umask = os.umask(0)
     os.umask(umask)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and some writers) make it private (0600): the usual mode
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno is not None:  # say which file could not be written
+            raise OSError(err.errno, f"cannot write {str(path)!r}: {err.strerror or err}") from err
         raise
     return path
 

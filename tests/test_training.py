@@ -196,7 +196,7 @@ def test_resume_with_other_settings_is_refused_or_recorded(tmp_path):
     task, cfg = _toy(steps=5)
     train(task.model, task.loss, cfg, task.config, run_dir=tmp_path, show_progress=False)
     changes = [({"seed": 4}, "training.seed: 3 -> 4"), ({"batch_size": 8}, "training.batch_size: 64 -> 8"),
-               ({"lr": 0.1}, "training.lr")]
+               ({"weight_decay": 0.1}, "training.weight_decay")]
     for change, text in changes:
         task2, _ = _toy()
         with pytest.raises(ValueError, match=f"with other settings than the run used .*{text}"):
@@ -212,3 +212,15 @@ def test_resume_with_other_settings_is_refused_or_recorded(tmp_path):
     written = ckpt.read_config(tmp_path / "out")
     assert written["resumed"] == [{"at_step": 5, "changed": {"training.steps": [5, 8]}}]
     assert ckpt.load_training_state(tmp_path / ckpt.STATE_NAME)["config"]["resumed"] == written["resumed"]
+    # a lower learning rate (after a divergence): allowed, and recorded
+    task4, _ = _toy()
+    train(task4.model, task4.loss, replace(cfg, steps=9, lr=cfg.lr / 10), task4.config, run_dir=tmp_path,
+          out_dir=tmp_path / "out", resume=True, show_progress=False)
+    assert ckpt.read_config(tmp_path / "out")["resumed"][-1] == {
+        "at_step": 8, "changed": {"training.steps": [8, 9], "training.lr": [cfg.lr, cfg.lr / 10]}}
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-4, float("nan"), float("inf"), "1e-4", True])
+def test_the_learning_rate_is_a_positive_finite_float(lr):
+    with pytest.raises(ValueError, match="lr must be a positive finite float"):
+        TrainConfig(lr=lr)
