@@ -28,7 +28,7 @@ from minildm.diffusion import (
     predict_x0_from_eps,
     predict_x0_from_v,
 )
-from minildm.schedules import NoiseSchedule
+from minildm.schedules import NoiseSchedule, rescale_zero_terminal_snr
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
@@ -81,11 +81,82 @@ def draw_noise(
     return torch.randn(like.shape, generator=generator, device=draw_on, dtype=like.dtype).to(like.device)
 
 
+def _same_option(value: object, supported: object) -> bool:
+    """``value == supported`` where a bool and a number never match (``1`` is not ``True``)."""
+    if isinstance(value, bool) != isinstance(supported, bool):
+        return False
+    try:
+        return bool(value == supported)
+    except (TypeError, ValueError):  # e.g. an array compared with a str
+        return False
+
+
+def refuse_unsupported(owner: str, name: str, value: object, supported: tuple, reason: str) -> None:
+    """An option of diffusers' configs that ``owner`` accepts, so that their configs load, but
+    implements only for the values in ``supported``: any other value is refused before any work,
+    naming the option, the value, what is supported and why."""
+    if not any(_same_option(value, s) for s in supported):
+        allowed = " or ".join(repr(s) for s in supported)
+        raise ValueError(f"{owner}: {name}={value!r} is not supported ({reason}); supported: {allowed}")
+
+
+def check_thresholding(
+    thresholding: bool, dynamic_thresholding_ratio: float, sample_max_value: float
+) -> None:
+    """The three settings of dynamic thresholding: a bool, a quantile in [0, 1], a positive bound."""
+    if not isinstance(thresholding, bool):
+        raise ValueError(f"thresholding must be True or False, got {thresholding!r}")
+    ratio = dynamic_thresholding_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"dynamic_thresholding_ratio must be a number in [0, 1] (a quantile), got {ratio!r}")
+    bound = sample_max_value
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+        raise ValueError(f"sample_max_value must be a positive number, got {bound!r}")
+
+
+def dynamic_threshold(x0: torch.Tensor, ratio: float, max_value: float) -> torch.Tensor:
+    r"""Imagen's dynamic thresholding (Saharia et al., 2022, sec. 2.3) of a predicted clean sample.
+
+    Per sample, $s$ is the ``ratio`` quantile of $|\hat x_0|$ over all its values, kept in
+    $[1, \text{max\_value}]$ (when ``max_value < 1``, $s$ = ``max_value``); then
+    $\hat x_0 \leftarrow \operatorname{clip}(\hat x_0, -s, s) / s$. With $s = 1$ this is plain clipping
+    to $[-1, 1]$; a larger $s$ pulls saturated values inwards instead of flattening them. Computed in
+    float32 for half-precision input (the quantile needs it) and returned in the input's dtype."""
+    dtype = x0.dtype
+    flat = x0.reshape(x0.shape[0], -1)
+    if dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    # $s = \min(\max(\operatorname{quantile}(|\hat x_0|, r), 1), \text{max\_value})$
+    s = torch.quantile(flat.abs(), ratio, dim=1)
+    s = torch.clamp(s, min=1, max=max_value).unsqueeze(1)
+    # $\hat x_0 \leftarrow \operatorname{clip}(\hat x_0, -s, s) / s$
+    flat = torch.clamp(flat, -s, s) / s
+    return flat.reshape(x0.shape).to(dtype)
+
+
+def betas_from_config(trained_betas: object, num_train_timesteps: int) -> torch.Tensor:
+    """``trained_betas`` (diffusers' key for a schedule given value by value) as float32 betas, one
+    per training timestep, each in (0, 1]."""
+    try:
+        betas = torch.tensor(np.asarray(trained_betas, dtype=np.float64), dtype=torch.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"trained_betas must be a list of numbers, got {trained_betas!r}") from None
+    if betas.ndim != 1 or len(betas) != num_train_timesteps:
+        raise ValueError(
+            f"trained_betas must hold num_train_timesteps = {num_train_timesteps} betas, "
+            f"got shape {tuple(betas.shape)}"
+        )
+    if not bool(((betas > 0) & (betas <= 1)).all()):
+        raise ValueError("trained_betas must each lie in (0, 1]")
+    return betas
+
+
 class SchedulerMixin:
     r"""The schedule, timesteps and forward process of a scheduler whose ``config`` holds
     ``num_train_timesteps``, ``beta_start``, ``beta_end``, ``beta_schedule``,
     ``rescale_betas_zero_snr``, ``prediction_type``, ``clip_sample``, ``clip_sample_range``,
-    ``timestep_spacing`` and ``steps_offset``. Subclasses set ``self.config`` (a namespace of
+    ``timestep_spacing`` and ``steps_offset`` (and, if they take them, ``trained_betas`` and the
+    dynamic thresholding settings). Subclasses set ``self.config`` (a namespace of
     their ``__init__`` arguments, as diffusers' ``register_to_config`` does), call
     :meth:`_init_schedule`, and write ``step``."""
 
@@ -106,19 +177,33 @@ class SchedulerMixin:
             raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
         if not clip_range > 0:
             raise ValueError(f"clip_sample_range must be positive, got {clip_range!r}")
+        if "thresholding" in config:
+            check_thresholding(
+                config["thresholding"], config["dynamic_thresholding_ratio"], config["sample_max_value"]
+            )
         self.config = cfg = SimpleNamespace(**config)
-        # the same beta_start / beta_end go to every schedule, as in diffusers (SD: 0.00085, 0.012)
-        schedule = NoiseSchedule(
-            cfg.beta_schedule,
-            cfg.num_train_timesteps,
-            cfg.beta_start,
-            cfg.beta_end,
-            cfg.rescale_betas_zero_snr,
-        )
-        self.betas = schedule.betas
-        self.alphas = schedule.alphas
-        # $\bar\alpha_t = \prod_{s \le t} \alpha_s$
-        self.alphas_cumprod = schedule.alphas_cumprod
+        if config.get("trained_betas") is not None:
+            # a schedule given value by value: beta_schedule, beta_start and beta_end are unused
+            betas = betas_from_config(cfg.trained_betas, cfg.num_train_timesteps)
+            if cfg.rescale_betas_zero_snr:
+                betas = rescale_zero_terminal_snr(betas)
+            self.betas = betas
+            self.alphas = 1.0 - betas  # $\alpha_t = 1 - \beta_t$
+            # $\bar\alpha_t = \prod_{s \le t} \alpha_s$
+            self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        else:
+            # the same beta_start / beta_end go to every schedule, as in diffusers (SD: 0.00085, 0.012)
+            schedule = NoiseSchedule(
+                cfg.beta_schedule,
+                cfg.num_train_timesteps,
+                cfg.beta_start,
+                cfg.beta_end,
+                cfg.rescale_betas_zero_snr,
+            )
+            self.betas = schedule.betas
+            self.alphas = schedule.alphas
+            # $\bar\alpha_t = \prod_{s \le t} \alpha_s$
+            self.alphas_cumprod = schedule.alphas_cumprod
         self.num_inference_steps: int | None = None
         self.timesteps = torch.arange(cfg.num_train_timesteps - 1, -1, -1)  # T-1, ..., 0: every step
 
@@ -129,12 +214,25 @@ class SchedulerMixin:
         return 1.0
 
     @classmethod
-    def from_config(cls, config: SimpleNamespace | Mapping):
+    def from_config(cls, config: SimpleNamespace | Mapping, return_unused_kwargs: bool = False, **overrides):
         """A scheduler with another one's settings (diffusers' idiom), e.g.
-        ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``; only the arguments
-        this class takes are read (DDPM's ``variance_type`` means nothing to DDIM)."""
+        ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)`` or a diffusers
+        ``scheduler_config.json`` read as a dict; ``overrides`` replace settings
+        (``from_config(config, timestep_spacing="trailing")``).
+
+        Only the arguments this class takes are read: DDPM's ``variance_type`` means nothing to
+        DDIM, PNDM's ``skip_prk_steps`` nothing to any of these, and diffusers' bookkeeping keys
+        (``_class_name``, ``_diffusers_version``) are skipped. With ``return_unused_kwargs`` the
+        result is ``(scheduler, unused)``, ``unused`` the settings left out (bookkeeping keys
+        aside). A value this class does not implement is refused with a ValueError naming it."""
         config = dict(vars(config) if isinstance(config, SimpleNamespace) else config)
-        return cls(**{name: value for name, value in config.items() if name in cls._config_names()})
+        config.update(overrides)
+        names = cls._config_names()
+        scheduler = cls(**{name: value for name, value in config.items() if name in names})
+        if not return_unused_kwargs:
+            return scheduler
+        unused = {k: v for k, v in config.items() if k not in names and not k.startswith("_")}
+        return scheduler, unused
 
     @classmethod
     def _config_names(cls) -> set[str]:
@@ -248,7 +346,8 @@ class SchedulerMixin:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The network's guesses $(\hat x_0, \hat\epsilon)$ at the noise level $\bar\alpha_t$ of
         ``sample``, whatever it predicts; $\hat x_0$ is clipped if ``clip_sample``, $\hat\epsilon$
-        is not (as in diffusers). ``alpha_prod_t``: one $\bar\alpha_t$ for the whole batch, or one per
+        is not (as in diffusers); with ``thresholding``, dynamic thresholding replaces the clipping.
+        ``alpha_prod_t``: one $\bar\alpha_t$ for the whole batch, or one per
         sample (shape ``[B]``, for a batch drawn at several timesteps, as distillation does)."""
         # the minildm.diffusion helpers look t up in a table of $\bar\alpha$s: here, a table of the
         # given ones, sample i reading entry i (or all reading the only one)
@@ -269,7 +368,11 @@ class SchedulerMixin:
             pred_x0 = model_output
             # $\hat\epsilon = (x_t - \sqrt{\bar\alpha_t}\hat x_0) / \sqrt{1 - \bar\alpha_t}$
             pred_eps = predict_eps_from_x0(sample, pred_x0, t, table)
-        if self.config.clip_sample:
+        if getattr(self.config, "thresholding", False):  # Imagen's dynamic thresholding, before clipping
+            pred_x0 = dynamic_threshold(
+                pred_x0, self.config.dynamic_thresholding_ratio, self.config.sample_max_value
+            )
+        elif self.config.clip_sample:
             r = self.config.clip_sample_range
             pred_x0 = pred_x0.clamp(-r, r)
         return pred_x0, pred_eps

@@ -54,8 +54,10 @@ class DDIMScheduler(SchedulerMixin):
 
     The schedule, the timesteps (:meth:`set_timesteps`) and the forward process are DDPM's. Unlike
     :class:`~minildm.schedulers.DDPMScheduler`, :meth:`set_timesteps` must be called before
-    :meth:`step`. Everything after ``beta_schedule`` is keyword-only: diffusers' fifth positional
-    argument is ``trained_betas``, which we do not have.
+    :meth:`step`. Everything after ``beta_schedule`` is keyword-only (diffusers' fifth positional
+    argument is ``trained_betas``, ours a keyword). Every setting of diffusers' ``DDIMScheduler``
+    is accepted: ``trained_betas`` gives the betas value by value, and ``thresholding`` applies
+    Imagen's dynamic thresholding to $\hat x_0$ instead of clipping it.
     """
 
     def __init__(
@@ -72,6 +74,10 @@ class DDIMScheduler(SchedulerMixin):
         steps_offset: int = 0,
         timestep_spacing: str = "leading",
         rescale_betas_zero_snr: bool = False,
+        trained_betas: list[float] | None = None,
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
     ) -> None:
         # DDPM's schedule, x_T ~ N(0, I) and every timestep, as for DDPM
         self._init_schedule(
@@ -79,6 +85,7 @@ class DDIMScheduler(SchedulerMixin):
             beta_start=beta_start,
             beta_end=beta_end,
             beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
             prediction_type=prediction_type,
             clip_sample=clip_sample,
             clip_sample_range=clip_sample_range,
@@ -86,6 +93,9 @@ class DDIMScheduler(SchedulerMixin):
             steps_offset=steps_offset,
             timestep_spacing=timestep_spacing,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
+            thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+            sample_max_value=sample_max_value,
         )
         # $\bar\alpha$ after the last step: 1 (the clean sample) or $\bar\alpha_0$ (the paper's t = 1)
         self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]

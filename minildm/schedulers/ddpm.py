@@ -10,10 +10,11 @@ from minildm.schedulers.base import (
     SchedulerOutput,
     check_step_tensors,
     draw_noise,
+    refuse_unsupported,
     timestep_int,
 )
 
-VARIANCE_TYPES = ("fixed_small", "fixed_large")
+VARIANCE_TYPES = ("fixed_small", "fixed_large", "fixed_small_log")
 MIN_VARIANCE = 1e-20  # diffusers clamps the posterior variance here (it is exactly 0 at the last step)
 
 
@@ -25,6 +26,12 @@ class DDPMScheduler(SchedulerMixin):
     ``self.timesteps`` (so sampling with a sub-sequence of 50 of the 1000 steps works: the
     posterior formulas hold for any $t' < t$ with $\beta = 1 - \bar\alpha_t / \bar\alpha_{t'}$).
     Before :meth:`set_timesteps` is called, $t' = t - 1$.
+
+    Every setting of diffusers' ``DDPMScheduler`` is accepted (the ones after
+    ``rescale_betas_zero_snr`` by keyword): ``trained_betas`` gives the betas value by value;
+    ``thresholding`` applies Imagen's dynamic thresholding to $\hat x_0$ instead of clipping; the
+    variance types of networks that predict their own variance (``"learned"``,
+    ``"learned_range"``) are refused, and so is ``"fixed_large_log"``.
     """
 
     def __init__(
@@ -40,7 +47,21 @@ class DDPMScheduler(SchedulerMixin):
         timestep_spacing: str = "leading",
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
+        *,
+        trained_betas: list[float] | None = None,
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
     ) -> None:
+        if variance_type in ("learned", "learned_range", "fixed_large_log"):
+            refuse_unsupported(
+                "DDPMScheduler",
+                "variance_type",
+                variance_type,
+                VARIANCE_TYPES,
+                "the networks here predict no variance; "
+                "'fixed_large_log' would take the square root of log(beta) < 0",
+            )
         if variance_type not in VARIANCE_TYPES:
             raise ValueError(f"variance_type must be one of {VARIANCE_TYPES}, got {variance_type!r}")
         self._init_schedule(
@@ -48,6 +69,7 @@ class DDPMScheduler(SchedulerMixin):
             beta_start=beta_start,
             beta_end=beta_end,
             beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
             prediction_type=prediction_type,
             variance_type=variance_type,
             clip_sample=clip_sample,
@@ -55,6 +77,9 @@ class DDPMScheduler(SchedulerMixin):
             timestep_spacing=timestep_spacing,
             steps_offset=steps_offset,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
+            thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+            sample_max_value=sample_max_value,
         )
 
     def previous_timestep(self, timestep: int | torch.Tensor) -> int:
@@ -103,9 +128,12 @@ class DDPMScheduler(SchedulerMixin):
             noise = draw_noise(model_output, generator, variance_noise)
             if self.config.variance_type == "fixed_small":
                 # $\sigma^2 = \tilde\beta = \frac{1 - \bar\alpha_{t'}}{1 - \bar\alpha_t}\beta$
-                variance = torch.clamp(posterior_variance, min=MIN_VARIANCE)
+                std = torch.clamp(posterior_variance, min=MIN_VARIANCE) ** 0.5
+            elif self.config.variance_type == "fixed_small_log":
+                # the same $\sigma = \exp(\tfrac12 \log\tilde\beta)$, computed through the log
+                std = torch.exp(0.5 * torch.log(torch.clamp(posterior_variance, min=MIN_VARIANCE)))
             else:  # fixed_large
                 # $\sigma^2 = \beta = 1 - \bar\alpha_t / \bar\alpha_{t'}$
-                variance = 1 - alpha_prod_t / alpha_prod_t_prev
-            prev_sample = prev_sample + variance**0.5 * noise
+                std = (1 - alpha_prod_t / alpha_prod_t_prev) ** 0.5
+            prev_sample = prev_sample + std * noise
         return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_x0)

@@ -19,6 +19,12 @@ $D_0 = \hat x_0(s)$, $D_1 = (\hat x_0(s) - \hat x_0(s_\text{prev})) / r$,
 $$x_t = \frac{\sigma_t}{\sigma_s} x_s - \alpha_t (e^{-h} - 1) D_0
         - \tfrac12 \alpha_t (e^{-h} - 1) D_1 \quad\text{(midpoint)}.$$
 
+**Where to step.** By default the timesteps are spaced evenly and $\sigma$ follows them. Two
+other choices space the noise levels themselves and map each back to a (rounded) timestep by
+interpolating $\log\sigma$ over the training timesteps: ``use_karras_sigmas`` (Karras et al.,
+2022, eq. 5), dense at low noise, and ``use_lu_lambdas`` (Lu et al., 2022), evenly spaced in
+$\lambda$.
+
 Names, arguments and numbers are diffusers' ``DPMSolverMultistepScheduler`` with
 ``algorithm_type="dpmsolver++"`` (the variant for guided sampling); orders 1 and 2.
 """
@@ -28,11 +34,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from minildm.schedulers.base import SchedulerMixin, SchedulerOutput, check_step_tensors, timestep_int
+from minildm.schedulers.base import (
+    SchedulerMixin,
+    SchedulerOutput,
+    check_step_tensors,
+    dynamic_threshold,
+    refuse_unsupported,
+    timestep_int,
+)
 
 SOLVER_TYPES = ("midpoint", "heun")
 FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
+VARIANCE_TYPES = (None, "learned", "learned_range")
 ZERO_SNR_ALPHA_CUMPROD = 2.0**-24  # what diffusers puts in place of alphabar_T = 0 (sigma would be infinite)
+KARRAS_RHO = 7.0  # Karras et al. (2022): rho = 7 spaced the noise levels best in their experiments
 
 
 def vp_sigmas(alphas_cumprod: torch.Tensor) -> np.ndarray:
@@ -44,6 +59,38 @@ def vp_sigmas(alphas_cumprod: torch.Tensor) -> np.ndarray:
     return (((1 - abar) / abar) ** 0.5).numpy().astype(np.float64)
 
 
+def karras_sigmas(sigma_min: float, sigma_max: float, n: int) -> np.ndarray:
+    r"""The n noise levels of Karras et al. (2022, eq. 5), largest first:
+    $\sigma_i = \left(\sigma_\max^{1/\rho} + \tfrac{i}{n-1}\left(\sigma_\min^{1/\rho}
+    - \sigma_\max^{1/\rho}\right)\right)^\rho$ with $\rho = 7$: evenly spaced in $\sigma^{1/7}$, so
+    the steps crowd towards low noise, where the details are drawn."""
+    ramp = np.linspace(0, 1, n)  # $i / (n - 1)$
+    max_inv_rho, min_inv_rho = sigma_max ** (1 / KARRAS_RHO), sigma_min ** (1 / KARRAS_RHO)
+    return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** KARRAS_RHO
+
+
+def lu_sigmas(log_sigma_min: float, log_sigma_max: float, n: int) -> np.ndarray:
+    r"""The n noise levels of Lu et al. (2022), largest first, evenly spaced in the half
+    log-SNR $\lambda = -\log\sigma$: $\log\sigma_i = \log\sigma_\max + \tfrac{i}{n-1}
+    (\log\sigma_\min - \log\sigma_\max)$."""
+    ramp = np.linspace(0, 1, n)  # $i / (n - 1)$
+    return np.exp(log_sigma_max + ramp * (log_sigma_min - log_sigma_max))
+
+
+def sigmas_to_timesteps(sigmas: np.ndarray, log_train_sigmas: np.ndarray) -> np.ndarray:
+    r"""The (fractional) training timestep of each noise level: $\log\sigma$ interpolated linearly
+    between the two training timesteps that bracket it (``log_train_sigmas``: $\log\sigma_t$ of
+    every training timestep, increasing with t), clamped to $[0, T - 1]$."""
+    log_sigma = np.log(np.maximum(sigmas, 1e-10))
+    T = len(log_train_sigmas)
+    # $t_0$: the last training timestep with $\log\sigma_{t_0} \le \log\sigma$ (at most T - 2)
+    low = np.clip(np.searchsorted(log_train_sigmas, log_sigma, side="right") - 1, 0, T - 2)
+    lo, hi = log_train_sigmas[low], log_train_sigmas[low + 1]
+    # $w = (\log\sigma_{t_0} - \log\sigma) / (\log\sigma_{t_0} - \log\sigma_{t_0 + 1})$, kept in [0, 1]
+    w = np.clip((lo - log_sigma) / (lo - hi), 0, 1)
+    return (1 - w) * low + w * (low + 1)  # $t = (1 - w)\, t_0 + w\, (t_0 + 1)$
+
+
 class DPMSolverMultistepScheduler(SchedulerMixin):
     r"""DPM-Solver++ (multistep, order 1 or 2) with diffusers' API and numbers.
 
@@ -52,6 +99,15 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
     last when it goes to $\sigma = 0$ or, with ``lower_order_final``, when there are under 15
     steps: more stable with very few steps. ``final_sigmas_type="zero"`` ends on the
     clean sample; ``"sigma_min"`` one step short of it, at $\bar\alpha_0$.
+
+    Every setting of diffusers' ``DPMSolverMultistepScheduler`` is accepted. Implemented:
+    ``trained_betas``; ``thresholding`` (Imagen's dynamic thresholding of $\hat x_0$, with
+    ``dynamic_thresholding_ratio`` and ``sample_max_value``); ``euler_at_final`` (the last step
+    first order); ``lambda_min_clipped`` (no timestep whose $\lambda$ lies below it);
+    ``use_karras_sigmas``; ``use_lu_lambdas``; ``variance_type="learned"`` or ``"learned_range"``
+    (the network outputs twice the channels, its variance second; an ODE solver reads the first
+    half). Refused when set: third order, the other algorithm types, exponential, beta and flow
+    sigmas, and dynamic shifting.
     """
 
     def __init__(
@@ -70,6 +126,21 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
+        trained_betas: list[float] | None = None,
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
+        euler_at_final: bool = False,
+        use_karras_sigmas: bool = False,
+        use_lu_lambdas: bool = False,
+        lambda_min_clipped: float = -float("inf"),
+        variance_type: str | None = None,
+        use_exponential_sigmas: bool = False,
+        use_beta_sigmas: bool = False,
+        use_flow_sigmas: bool = False,
+        flow_shift: float = 1.0,
+        use_dynamic_shifting: bool = False,
+        time_shift_type: str = "exponential",
     ) -> None:
         if solver_order not in (1, 2):
             raise ValueError(
@@ -85,11 +156,35 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
             raise ValueError(
                 f"final_sigmas_type must be one of {FINAL_SIGMAS_TYPES}, got {final_sigmas_type!r}"
             )
+        for name, flag in (
+            ("lower_order_final", lower_order_final),
+            ("euler_at_final", euler_at_final),
+            ("use_karras_sigmas", use_karras_sigmas),
+            ("use_lu_lambdas", use_lu_lambdas),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
+        if use_karras_sigmas and use_lu_lambdas:
+            raise ValueError("use_karras_sigmas and use_lu_lambdas each choose the noise levels: set one")
+        clip = lambda_min_clipped
+        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or np.isnan(clip):
+            raise ValueError(f"lambda_min_clipped must be a number (-inf: no clipping), got {clip!r}")
+        owner = type(self).__name__
+        refuse_unsupported(owner, "variance_type", variance_type, VARIANCE_TYPES, "an unknown variance type")
+        other_sigmas = "not implemented; use_karras_sigmas and use_lu_lambdas are"
+        refuse_unsupported(owner, "use_exponential_sigmas", use_exponential_sigmas, (False,), other_sigmas)
+        refuse_unsupported(owner, "use_beta_sigmas", use_beta_sigmas, (False,), other_sigmas)
+        no_flow = "flow matching is not implemented, only diffusion (variance-preserving) schedules"
+        refuse_unsupported(owner, "use_flow_sigmas", use_flow_sigmas, (False,), no_flow)
+        refuse_unsupported(owner, "flow_shift", flow_shift, (1.0,), no_flow)
+        refuse_unsupported(owner, "use_dynamic_shifting", use_dynamic_shifting, (False,), no_flow)
+        refuse_unsupported(owner, "time_shift_type", time_shift_type, ("exponential",), no_flow)
         self._init_schedule(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,
             beta_end=beta_end,
             beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
             solver_order=solver_order,
             prediction_type=prediction_type,
             algorithm_type=algorithm_type,
@@ -99,7 +194,21 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
             timestep_spacing=timestep_spacing,
             steps_offset=steps_offset,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
-            clip_sample=False,  # DPM-Solver does not clip x0 (diffusers offers dynamic thresholding)
+            thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+            sample_max_value=sample_max_value,
+            euler_at_final=euler_at_final,
+            use_karras_sigmas=use_karras_sigmas,
+            use_lu_lambdas=use_lu_lambdas,
+            lambda_min_clipped=lambda_min_clipped,
+            variance_type=variance_type,
+            use_exponential_sigmas=use_exponential_sigmas,
+            use_beta_sigmas=use_beta_sigmas,
+            use_flow_sigmas=use_flow_sigmas,
+            flow_shift=flow_shift,
+            use_dynamic_shifting=use_dynamic_shifting,
+            time_shift_type=time_shift_type,
+            clip_sample=False,  # DPM-Solver does not clip x0 (dynamic thresholding may bound it)
             clip_sample_range=1.0,
         )
         self.sigmas = torch.from_numpy(vp_sigmas(self.alphas_cumprod)[::-1].astype(np.float32).copy())
@@ -110,28 +219,61 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         self.lower_order_nums = 0
         self._step_index: int | None = None
 
+    def _last_timestep(self) -> int:
+        r"""One past the noisiest timestep to use: T, less the timesteps whose
+        $\lambda_t = \log\sqrt{\bar\alpha_t} - \log\sqrt{1 - \bar\alpha_t}$ lies below
+        ``lambda_min_clipped`` (numerical safety near zero SNR, e.g. for the cosine schedule)."""
+        T = self.config.num_train_timesteps
+        if self.config.lambda_min_clipped == -float("inf"):
+            return T
+        abar = self.alphas_cumprod.to(torch.float32).clone()
+        abar[abar == 0] = ZERO_SNR_ALPHA_CUMPROD
+        lambda_t = torch.log(abar.sqrt()) - torch.log((1 - abar).sqrt())  # decreasing in t
+        clipped = torch.searchsorted(lambda_t.flip(0), torch.tensor([float(self.config.lambda_min_clipped)]))
+        return T - int(clipped)
+
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         r"""Choose the timesteps, largest first, and their sigmas (and a final one: 0 or
         $\sigma_\text{min}$).
 
         Trailing spacing is DDIM's; ``"linspace"`` and ``"leading"`` take ``n + 1`` points and drop
-        the last (clean) one, as diffusers' DPM-Solver does."""
-        T = self.config.num_train_timesteps
+        the last (clean) one, as diffusers' DPM-Solver does. ``lambda_min_clipped`` shortens the
+        range the timesteps are spread over (trailing spacing then gives fewer than n steps). With
+        ``use_karras_sigmas`` or ``use_lu_lambdas`` the n noise levels come first and the
+        timesteps from them (rounded, except for the cosine schedule; two may coincide)."""
         n = num_inference_steps
         super().set_timesteps(n, device)  # checks n and steps_offset; trailing is the same for every solver
-        if self.config.timestep_spacing == "trailing":
-            timesteps = self.timesteps.cpu().numpy()
-        elif self.config.timestep_spacing == "linspace":
-            timesteps = np.linspace(0, T - 1, n + 1).round()[::-1][:-1].astype(np.int64)
+        cfg = self.config
+        T, last_t = cfg.num_train_timesteps, self._last_timestep()
+        if cfg.timestep_spacing == "trailing":
+            if last_t == T:
+                timesteps = self.timesteps.cpu().numpy()
+            else:  # counts back from last_t in steps of T / n
+                timesteps = np.round(np.arange(last_t, 0, -T / n))[:n].astype(np.int64) - 1
+        elif cfg.timestep_spacing == "linspace":
+            timesteps = np.linspace(0, last_t - 1, n + 1).round()[::-1][:-1].astype(np.int64)
         else:  # leading
-            timesteps = (np.arange(n + 1) * (T // (n + 1))).round()[::-1][:-1].astype(np.int64)
-            timesteps = timesteps + self.config.steps_offset
+            timesteps = (np.arange(n + 1) * (last_t // (n + 1))).round()[::-1][:-1].astype(np.int64)
+            timesteps = timesteps + cfg.steps_offset
         train_sigmas = vp_sigmas(self.alphas_cumprod)
-        sigmas = np.interp(timesteps, np.arange(T), train_sigmas)
-        last = 0.0 if self.config.final_sigmas_type == "zero" else train_sigmas[0]
+        if cfg.use_karras_sigmas or cfg.use_lu_lambdas:
+            train32 = train_sigmas.astype(np.float32)
+            log_train = np.log(train32)  # $\log\sigma_t$ in float32, as diffusers
+            # from $\sigma$ of the least noisy training timestep to that of the noisiest
+            if cfg.use_karras_sigmas:
+                sigmas = karras_sigmas(float(train32[0]), float(train32[-1]), n)
+            else:
+                sigmas = lu_sigmas(float(log_train[0]), float(log_train[-1]), n)
+            fractional = sigmas_to_timesteps(sigmas, log_train)
+            # rounded to integers, except with the cosine schedule (truncated there, as in diffusers)
+            cosine = cfg.beta_schedule == "squaredcos_cap_v2"
+            timesteps = (fractional if cosine else fractional.round()).astype(np.int64)
+        else:
+            sigmas = np.interp(timesteps, np.arange(T), train_sigmas)
+        last = 0.0 if cfg.final_sigmas_type == "zero" else train_sigmas[0]
         self.sigmas = torch.from_numpy(np.concatenate([sigmas, [last]]).astype(np.float32))
         self.timesteps = torch.from_numpy(timesteps.copy()).to(device)
-        self.num_inference_steps = n
+        self.num_inference_steps = len(timesteps)
         self._reset_history()
 
     @staticmethod
@@ -142,16 +284,34 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         return alpha_t, sigma * alpha_t
 
     def convert_model_output(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
-        r"""The network's $\hat x_0$ at the current step, whatever it predicts."""
+        r"""The network's $\hat x_0$ at the current step, whatever it predicts (dynamically
+        thresholded if ``thresholding``)."""
         alpha_t, sigma_t = self._alpha_sigma(self.sigmas[self._step_index])
         kind = self.config.prediction_type
         if kind == "epsilon":
-            return (
-                sample - sigma_t * model_output
-            ) / alpha_t  # $\hat x_0 = (x_t - \sigma_t \hat\epsilon)/\alpha_t$
-        if kind == "v_prediction":
-            return alpha_t * sample - sigma_t * model_output  # $\hat x_0 = \alpha_t x_t - \sigma_t \hat v$
-        return model_output
+            # $\hat x_0 = (x_t - \sigma_t \hat\epsilon)/\alpha_t$
+            x0 = (sample - sigma_t * model_output) / alpha_t
+        elif kind == "v_prediction":
+            x0 = alpha_t * sample - sigma_t * model_output  # $\hat x_0 = \alpha_t x_t - \sigma_t \hat v$
+        else:
+            x0 = model_output
+        if self.config.thresholding:
+            x0 = dynamic_threshold(x0, self.config.dynamic_thresholding_ratio, self.config.sample_max_value)
+        return x0
+
+    def _mean_output(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """With a learned variance the network outputs its prediction and then its variance along
+        the channels: keep the prediction (an ODE solver has no use for the variance)."""
+        if self.config.variance_type is None:
+            return model_output
+        channels = sample.shape[1] if sample.ndim > 1 else 0
+        if model_output.ndim != sample.ndim or model_output.shape[1] != 2 * channels:
+            raise ValueError(
+                f"variance_type={self.config.variance_type!r}: model_output must have twice the "
+                f"channels of sample ({2 * channels}: the prediction, then the variance), "
+                f"got {tuple(model_output.shape)}"
+            )
+        return model_output[:, :channels]
 
     def step(
         self,
@@ -165,18 +325,30 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         Deterministic: ``generator`` and ``variance_noise`` are accepted for a common API and unused."""
         if self.num_inference_steps is None:
             raise ValueError("call set_timesteps(num_inference_steps) before step")
+        if isinstance(model_output, torch.Tensor) and isinstance(sample, torch.Tensor):
+            model_output = self._mean_output(model_output, sample)
         check_step_tensors(model_output, sample)
-        index = self.index_for_timestep(timestep_int(timestep))
+        t = timestep_int(timestep)
+        if self._step_index is not None and self._step_index < len(self.timesteps) and (
+            int(self.timesteps[self._step_index]) == t
+        ):
+            index = self._step_index  # (Karras or Lu timesteps may repeat: the position counts)
+        else:
+            index = self.index_for_timestep(t)
         if self._step_index is None:
             self._step_index = index  # the first step may be any (img2img starts part-way)
         elif index != self._step_index:
+            expected = (
+                int(self.timesteps[self._step_index]) if self._step_index < len(self.timesteps) else "none"
+            )
             raise ValueError(
                 f"DPM-Solver++ is multistep: call step on scheduler.timesteps in order; expected timestep "
-                f"{int(self.timesteps[self._step_index])}, got {int(self.timesteps[index])}"
+                f"{expected}, got {int(self.timesteps[index])}"
             )
         last = len(self.timesteps) - 1
         lower_order_final = index == last and (
-            (self.config.lower_order_final and len(self.timesteps) < 15)
+            self.config.euler_at_final
+            or (self.config.lower_order_final and len(self.timesteps) < 15)
             or self.config.final_sigmas_type == "zero"
         )
         x0 = self.convert_model_output(model_output, sample)

@@ -16,7 +16,9 @@ $$\sigma_\uparrow = \sqrt{\sigma'^2 (\sigma^2 - \sigma'^2) / \sigma^2},\qquad
 The network was trained on $x_t = \sqrt{\bar\alpha_t}\, x$, so :meth:`scale_model_input` divides by
 $\sqrt{\sigma^2 + 1}$ before calling it, and sampling starts from $x_T \sim \mathcal{N}(0, \sigma_\max^2 I)$
 (``init_noise_sigma``). Names, arguments and numbers are diffusers' ``EulerDiscreteScheduler`` and
-``EulerAncestralDiscreteScheduler`` (without "churn"); their timesteps are floats.
+``EulerAncestralDiscreteScheduler`` (without "churn"); their timesteps are floats. With
+``use_karras_sigmas`` the noise levels follow Karras et al.'s eq. 5 (dense at low noise) and the
+timesteps are found from them, by interpolating $\log\sigma$ over the training timesteps.
 """
 
 from __future__ import annotations
@@ -24,13 +26,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from minildm.schedulers.base import SchedulerMixin, SchedulerOutput, check_step_tensors, draw_noise
-from minildm.schedulers.dpmsolver import vp_sigmas
+from minildm.schedulers.base import (
+    SchedulerMixin,
+    SchedulerOutput,
+    check_step_tensors,
+    draw_noise,
+    refuse_unsupported,
+)
+from minildm.schedulers.dpmsolver import FINAL_SIGMAS_TYPES, karras_sigmas, sigmas_to_timesteps, vp_sigmas
 
 
 class EulerDiscreteScheduler(SchedulerMixin):
     r"""Euler's method on the probability-flow ODE in $\sigma$ (Karras et al., 2022, Algorithm 1
-    without churn), with diffusers' ``EulerDiscreteScheduler`` API and numbers."""
+    without churn), with diffusers' ``EulerDiscreteScheduler`` API and numbers.
+
+    Every setting of diffusers' ``EulerDiscreteScheduler`` is accepted. Implemented:
+    ``trained_betas``; ``use_karras_sigmas`` (with ``sigma_min`` / ``sigma_max`` overriding the
+    range, else the scheduled timesteps' own); ``final_sigmas_type`` (``"zero"``: end on the clean
+    sample; ``"sigma_min"``: one step short, at $\bar\alpha_0$). Refused when set:
+    ``interpolation_type="log_linear"``, exponential and beta sigmas, continuous timesteps.
+    """
 
     def __init__(
         self,
@@ -43,16 +58,57 @@ class EulerDiscreteScheduler(SchedulerMixin):
         timestep_spacing: str = "linspace",
         steps_offset: int = 0,
         rescale_betas_zero_snr: bool = False,
+        trained_betas: list[float] | None = None,
+        use_karras_sigmas: bool = False,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+        final_sigmas_type: str = "zero",
+        interpolation_type: str = "linear",
+        use_exponential_sigmas: bool = False,
+        use_beta_sigmas: bool = False,
+        timestep_type: str = "discrete",
     ) -> None:
+        owner = type(self).__name__
+        if not isinstance(use_karras_sigmas, bool):
+            raise ValueError(f"use_karras_sigmas must be True or False, got {use_karras_sigmas!r}")
+        for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+            if not use_karras_sigmas:
+                raise ValueError(
+                    f"{name}={value!r} sets the range of Karras sigmas: it needs use_karras_sigmas=True"
+                )
+        if final_sigmas_type not in FINAL_SIGMAS_TYPES:
+            raise ValueError(
+                f"final_sigmas_type must be one of {FINAL_SIGMAS_TYPES}, got {final_sigmas_type!r}"
+            )
+        refuse_unsupported(owner, "interpolation_type", interpolation_type, ("linear",),
+                           "'log_linear' gives n + 1 noise levels for n timesteps, which do not match them")
+        other_sigmas = "not implemented; use_karras_sigmas is"
+        refuse_unsupported(owner, "use_exponential_sigmas", use_exponential_sigmas, (False,), other_sigmas)
+        refuse_unsupported(owner, "use_beta_sigmas", use_beta_sigmas, (False,), other_sigmas)
+        refuse_unsupported(owner, "timestep_type", timestep_type, ("discrete",),
+                           "the networks here are conditioned on the training timestep, not on log sigma")
         self._init_schedule(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,
             beta_end=beta_end,
             beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
             prediction_type=prediction_type,
             timestep_spacing=timestep_spacing,
             steps_offset=steps_offset,
             rescale_betas_zero_snr=rescale_betas_zero_snr,
+            use_karras_sigmas=use_karras_sigmas,
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            final_sigmas_type=final_sigmas_type,
+            interpolation_type=interpolation_type,
+            use_exponential_sigmas=use_exponential_sigmas,
+            use_beta_sigmas=use_beta_sigmas,
+            timestep_type=timestep_type,
             clip_sample=False,
             clip_sample_range=1.0,
         )
@@ -69,15 +125,30 @@ class EulerDiscreteScheduler(SchedulerMixin):
         return top if self.config.timestep_spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """The timesteps (floats), largest first, and their sigmas followed by 0."""
+        r"""The timesteps (floats), largest first, and their sigmas followed by 0 (or by
+        $\sigma_\min$ of the schedule, with ``final_sigmas_type="sigma_min"``).
+
+        With ``use_karras_sigmas``: n sigmas by Karras et al.'s eq. 5 between the scheduled
+        timesteps' extreme sigmas (or ``sigma_min`` / ``sigma_max``), and the (fractional) timestep
+        of each from its $\log\sigma$."""
         super().set_timesteps(num_inference_steps, device)  # checks; leading and trailing are these
-        T, n = self.config.num_train_timesteps, num_inference_steps
-        if self.config.timestep_spacing == "linspace":
+        cfg = self.config
+        T, n = cfg.num_train_timesteps, num_inference_steps
+        if cfg.timestep_spacing == "linspace":
             timesteps = np.linspace(0, T - 1, n, dtype=np.float32)[::-1].copy()  # not rounded
         else:
             timesteps = self.timesteps.cpu().numpy().astype(np.float32)
-        sigmas = np.interp(timesteps, np.arange(T), vp_sigmas(self.alphas_cumprod))
-        self.sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
+        train_sigmas = vp_sigmas(self.alphas_cumprod)
+        sigmas = np.interp(timesteps, np.arange(T), train_sigmas)
+        if cfg.use_karras_sigmas:
+            low = float(sigmas[-1]) if cfg.sigma_min is None else cfg.sigma_min
+            high = float(sigmas[0]) if cfg.sigma_max is None else cfg.sigma_max
+            sigmas = karras_sigmas(low, high, n)
+            # $\log\sigma_t$ of the training timesteps in float32, as diffusers computes them
+            log_train = np.log(train_sigmas.astype(np.float32))
+            timesteps = sigmas_to_timesteps(sigmas, log_train).astype(np.float32)
+        last = 0.0 if cfg.final_sigmas_type == "zero" else train_sigmas[0]
+        self.sigmas = torch.from_numpy(np.concatenate([sigmas, [last]]).astype(np.float32))
         self.timesteps = torch.from_numpy(timesteps).to(device)
         self._step_index = None
 

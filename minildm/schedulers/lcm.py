@@ -41,7 +41,9 @@ SIGMA_DATA = 0.5  # $\sigma_d$ of the boundary-condition scalings, as in the LCM
 class LCMScheduler(SchedulerMixin):
     r"""Multistep consistency sampling (Luo et al., 2023) with diffusers' ``LCMScheduler`` API and
     numbers. The schedule and the forward process are DDPM's; :meth:`set_timesteps` must be called
-    before :meth:`step`, and picks its timesteps from the distillation's skipping-step schedule."""
+    before :meth:`step`, and picks its timesteps from the distillation's skipping-step schedule.
+    Every setting of diffusers' ``LCMScheduler`` is accepted (``trained_betas``; ``thresholding``:
+    Imagen's dynamic thresholding of $\hat x_0$ instead of clipping)."""
 
     def __init__(
         self,
@@ -59,12 +61,18 @@ class LCMScheduler(SchedulerMixin):
         timestep_spacing: str = "leading",
         timestep_scaling: float = 10.0,
         rescale_betas_zero_snr: bool = False,
+        trained_betas: list[float] | None = None,
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
     ) -> None:
         self._init_schedule(
             num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
             beta_schedule=beta_schedule, clip_sample=clip_sample, clip_sample_range=clip_sample_range,
             set_alpha_to_one=set_alpha_to_one, steps_offset=steps_offset, prediction_type=prediction_type,
             timestep_spacing=timestep_spacing, rescale_betas_zero_snr=rescale_betas_zero_snr,
+            trained_betas=trained_betas, thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio, sample_max_value=sample_max_value,
         )
         check_original_steps(original_inference_steps, num_train_timesteps)
         if not timestep_scaling > 0:
