@@ -1,9 +1,12 @@
 # minildm: the two commands of the README's quick start, and a few helpers.
 #   make demo   create .venv if missing, install minildm, run the demo (prints the picture's path)
 #   make test   same with the dev extras, then unit tests + nbval over every notebook, and
-#               check that student/ holds what `make student` writes
+#               check that student/ holds what `make student` writes and docs/teaching.md
+#               what `make teaching` writes
 #   make student   the student notebooks: student/NN_*.ipynb (solutions stubbed, outputs cleared)
-#   make site      the offline course site: site/index.html (stored outputs, nothing executed)
+#   make site      the student site: site/index.html (student/, no solutions; nothing executed)
+#   make site-teacher   the teacher's site: site-teacher/index.html (notebooks/ and docs/teaching.md)
+#   make teaching  fill in docs/teaching.md's generated table from the notebooks
 #   make checkpoints   retrain every shipped checkpoint (VAE, CLIP, U-Nets, in order) into
 #                  outputs/retrained, logs in outputs/retrained/logs, then the quality table
 PYTHON ?= python3
@@ -12,7 +15,7 @@ PY := $(VENV)/bin/python
 # run notebooks and tests in the quick budget unless told otherwise (full is the default with CUDA)
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit notebooks lint execute-notebooks bench clean student site checkpoints
+.PHONY: demo test unit notebooks lint execute-notebooks bench clean student site site-teacher teaching checkpoints
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,7 @@ test: $(VENV)/.installed-dev
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 900 $(PYTEST_ARGS)
 	$(PY) -m minildm.classroom check-student
+	$(PY) -m minildm.classroom teaching --check
 
 unit: $(VENV)/.installed-dev
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -68,12 +72,18 @@ RETRAIN_ARGS ?=
 checkpoints: $(VENV)/.installed
 	$(PY) -m minildm.retrain $(RETRAIN_ARGS)
 
-# the classroom layer (minildm.classroom, docs/teaching.md): student/ is committed, site/ is not
+# the classroom layer (minildm.classroom, docs/teaching.md): student/ is committed, the sites are not
 student: $(VENV)/.installed-dev
 	$(PY) -m minildm.classroom student
 
 site: $(VENV)/.installed-dev
 	$(PY) -m minildm.classroom site
+
+site-teacher: $(VENV)/.installed-dev
+	$(PY) -m minildm.classroom site --teacher
+
+teaching: $(VENV)/.installed-dev
+	$(PY) -m minildm.classroom teaching
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

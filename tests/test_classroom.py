@@ -227,7 +227,7 @@ def test_cli_default_is_every_lesson_of_notebooks(tmp_path, monkeypatch):
     write(exercise_notebook(), tmp_path / "notebooks" / "03_c.ipynb")
     write(exercise_notebook(), tmp_path / "notebooks" / "scratch.ipynb")  # not a lesson: NN_ prefix
     monkeypatch.chdir(tmp_path)
-    assert main(["check-student"]) == 0  # no student/ yet: nothing to compare
+    assert main(["check-student"]) == 2  # no student/ yet: refused, not "nothing to check"
     assert main(["student"]) == 0
     assert [p.name for p in (tmp_path / "student").iterdir()] == ["03_c.ipynb"]
     assert main(["check-student"]) == 0
@@ -252,6 +252,30 @@ def test_cli_bad_notebook_is_one_line_exit_1(tmp_path, capsys):
         main(["student", str(bad), "--out", str(tmp_path / "s"), "--debug"])
 
 
+def test_check_student_refuses_a_folder_that_does_not_exist(tmp_path, capsys):
+    source = write(exercise_notebook(), tmp_path / "04_d.ipynb")
+    write_student(source, tmp_path / "student")
+    assert main(["check-student", str(source), "--out", str(tmp_path / "studnet")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"minildm.classroom: error: --out {tmp_path / 'studnet'}: no such folder\n"
+    (tmp_path / "afile").write_text("x")
+    assert main(["check-student", str(source), "--out", str(tmp_path / "afile")]) == 2
+    assert f"--out {tmp_path / 'afile'}: is a file; expected a folder" in capsys.readouterr().err
+    assert main(["check-student", str(source), "--out", str(tmp_path / "student")]) == 0
+
+
+def test_student_out_that_is_a_file_is_one_line_naming_the_flag(tmp_path, capsys):
+    source = write(exercise_notebook(), tmp_path / "04_d.ipynb")
+    target = tmp_path / "student.ipynb"
+    target.write_text("mine")
+    assert main(["student", str(source), "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"minildm.classroom: error: --out {target}: is a file; expected a folder\n"
+    assert target.read_text() == "mine"
+    with pytest.raises(ValueError, match="is a file"):  # --debug: the exception itself
+        main(["student", str(source), "--out", str(target), "--debug"])
+
+
 def test_check_student_detects_a_stale_file(tmp_path, capsys):
     source = write(exercise_notebook(), tmp_path / "04_d.ipynb")
     out = tmp_path / "student"
@@ -273,7 +297,7 @@ def test_check_student_detects_a_stale_file(tmp_path, capsys):
 
 def test_package_imports_neither_torch_nor_minildm():
     code = ("import sys, minildm.classroom, minildm.classroom.cli, minildm.classroom.site, "
-            "minildm.classroom.browser\n"
+            "minildm.classroom.browser, minildm.classroom.teaching\n"
             "bad = [m for m in sys.modules if m == 'torch' or (m.startswith('minildm.') "
             "and not m.startswith('minildm.classroom'))]\nassert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
