@@ -189,8 +189,6 @@ def _check_outputs(output: Path, save_dir: Path | None, overwrite: bool, inputs:
                              "for the figure (the input would be overwritten)")
     if save_dir is None:
         return
-    if save_dir.exists() and not save_dir.is_dir():
-        raise ValueError(f"--save-dir {str(save_dir)!r} is a file; it must be a folder (made if missing)")
     folder = save_dir.resolve()
     for flag, path in {"-o": output, **inputs}.items():
         if path.resolve().parent == folder and SAVED_NAME.fullmatch(path.name):

@@ -38,11 +38,10 @@ EVALUATION_BYTES_PER_PROMPT = 100_000
 
 
 def format_bytes(n: float) -> str:
-    """``1.5 GB``, ``300 MB``, ``2.4e+06 TB``: a size people read."""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    """``1.5 GB``, ``300 MB``, ``4e+03 PB``: a size people read (three significant digits)."""
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= size:
-            value = n / size
-            return f"{value:.3g} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
+            return f"{n / size:.3g} {unit}"
     return f"{n:.0f} bytes"
 
 

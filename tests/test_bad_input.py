@@ -94,7 +94,8 @@ def test_damaged_checkpoints_are_named(tmp_path):
     with pytest.raises(ValueError, match=f"{CONFIG_NAME}' is not valid JSON"):
         load_vae(folder)
     (folder / CONFIG_NAME).write_text(json.dumps(dict(config, model={})))
-    with pytest.raises(ValueError, match=rf"{CONFIG_NAME}' has no 'model\.vae' section \(expected a JSON object"):
+    no_section = rf"{CONFIG_NAME}' has no 'model\.vae' section \(expected a JSON object"
+    with pytest.raises(ValueError, match=no_section):
         load_vae(folder)
     (folder / CONFIG_NAME).write_text(json.dumps(config))
     weights = folder / WEIGHTS_NAME
@@ -174,27 +175,89 @@ CLI_CASES = [
     (["generate", "a red circle", "-o", "{tmp}/file/x.png"], "'{tmp}/file' is a file, not a folder"),
     (["train", "toy2d", "--run-dir", "{tmp}/file/run"], "--run-dir '{tmp}/file/run': '{tmp}/file' is a file"),
     (["demo", "--seed", "-1"], "--seed must be an int"),
-    (["train", "pixel", "--data-size", "0", "--run-dir", "{tmp}/r"], "data_size must be a positive int"),
+    (["train", "pixel", "--data-size", "0", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     "data_size must be a positive int"),
     (["train", "toy2d", "--out", "{tmp}/file"], "--out '{tmp}/file' is a file; it must be a folder"),
-    (["train", "vae", "--two-object-fraction", "0.7", "--run-dir", "{tmp}/r"],
+    (["train", "vae", "--two-object-fraction", "0.7", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
      "--two-object-fraction applies to 'text2img' only, not 'vae'"),
     (["train", "text2img", "--two-object-fraction", "1.5", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
      r"two_object_fraction must be a number in [0, 1], got 1.5"),
     (["train", "toy2d", "--run-dir", "{tmp}/none", "--resume"], "--resume: no training state in"),
-    (["train", "toy2d", "--seed", "-3", "--run-dir", "{tmp}/r"], "seed must be an int"),
+    (["train", "toy2d", "--seed", "-3", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"], "seed must be an int"),
+    # nothing overwritten without asking: a checkpoint in --out, an input, an earlier run's images
+    (["train", "toy2d", "--run-dir", "{tmp}/r", "--out", "{tmp}/ckpt"],
+     "--out '{tmp}/ckpt' already holds a model checkpoint (config.json, model.safetensors): replace it "
+     "with --overwrite"),
+    (["img2img", "{tmp}/in.png", "a red circle", "-o", "{tmp}/in.png"],
+     "-o '{tmp}/in.png' is the input IMAGE '{tmp}/in.png'"),
+    (["img2img", "{tmp}/in.png", "a red circle", "-o", "{tmp}/held/../in.png"], "is the input IMAGE"),
+    (["inpaint", "{tmp}/in.png", "{tmp}/mask.png", "a red circle", "-o", "{tmp}/mask.png"],
+     "-o '{tmp}/mask.png' is the input MASK"),
+    (["img2img", "{tmp}/held/000.png", "a red circle", "-o", "{tmp}/x.png", "--save-dir", "{tmp}/held",
+      "--overwrite"], "--save-dir '{tmp}/held' would overwrite the input IMAGE '{tmp}/held/000.png'"),
+    (["generate", "a red circle", "-o", "{tmp}/s/001.png", "--save-dir", "{tmp}/s"],
+     "--save-dir '{tmp}/s' would overwrite the figure"),
+    (["generate", "a red circle", "-o", "{tmp}/x.png", "--save-dir", "{tmp}/held"],
+     "--save-dir '{tmp}/held' already holds 2 image(s) (000.png ...): replace them with --overwrite"),
+    (["generate", "a red circle", "-o", "{tmp}/x.png", "--save-dir", "{tmp}/file"],
+     "--save-dir '{tmp}/file': '{tmp}/file' is a file, not a folder"),
+    # the figure's format and folder, before any model loads
+    (["generate", "a red circle", "-o", "{tmp}/out.txt"],
+     "output '{tmp}/out.txt': '.txt' is not a figure format"),
+    (["generate", "a red circle", "-o", "{tmp}/out.tar.gz"],
+     "'.gz' is not a figure format; name a file ending"),
+    (["img2img", "{tmp}/in.png", "a red circle", "-o", "/proc/x"], "the output's folder '/proc': "),
+    (["demo", "-o", "{tmp}/demo.txt"], "'.txt' is not a figure format"),
+    # what cannot fit in memory is refused before any work, with the estimate
+    (["train", "pixel", "--batch-size", "100000000", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     "training pixel_ddpm with a batch of 100000000 needs about 1.1 PB of memory (a rough estimate), "
+     "more than the"),
+    (["train", "vae", "--data-size", "10000000000", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     "needs about 500 TB of memory (a rough estimate), more than the"),
+    (["generate", "a red circle", "-n", "100000000", "-o", "{tmp}/x.png"],
+     "100000000 image(s) at once needs about 150 TB of memory (a rough estimate)"),
+    (["evaluate", "--n", "1000000000000"],
+     "evaluate --n 1000000000000 (4000000000000 prompts) needs about 400 PB of memory"),
+    (["train", "toy2d", "--lr", "0", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     "--lr must be a positive finite float (e.g. 1e-4), got 0.0"),
+    (["train", "toy2d", "--lr", "nan", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
+     "--lr must be a positive finite float"),
+    (["tokenizer", "-o", "{tmp}/file"], "-o '{tmp}/file' is a file; the tokenizer is a folder"),
 ]
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def _bad_input_files(tmp_path: Path) -> None:
+    """What CLI_CASES refer to: a file, a checkpoint, an image, a mask, an earlier run's images."""
+    from PIL import Image
+
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "ckpt").mkdir()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        (tmp_path / "ckpt" / name).write_text("a model someone trained for an hour")
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "in.png")
+    Image.new("L", (32, 32), 255).save(tmp_path / "mask.png")
+    (tmp_path / "held").mkdir()
+    for name in ("000.png", "001.png"):
+        Image.new("RGB", (32, 32), "blue").save(tmp_path / "held" / name)
 
 
 @pytest.mark.parametrize("args, message", CLI_CASES, ids=[" ".join(c[0][:3]) for c in CLI_CASES])
 def test_cli_says_it_in_one_line(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.setenv("MINILDM_BUDGET", "quick")
-    (tmp_path / "file").write_text("not a folder")
+    _bad_input_files(tmp_path)
+    before = _tree(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(args) == 1
     captured = capsys.readouterr()
     err = captured.err
     assert err.startswith("minildm: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert message.replace("{tmp}", str(tmp_path)) in err
+    assert _tree(tmp_path) == before  # nothing written, nothing replaced, nothing left behind
 
 
 def test_cli_in_a_real_process_prints_no_traceback(tmp_path):
@@ -226,3 +289,134 @@ def test_a_new_training_run_keeps_the_old_state(tmp_path, capsys):
     assert main([*args, "--resume", "--overwrite"]) == 1
     assert main([*args[:-4], "--run-dir", str(tmp_path / "run"), "--resume", "--seed", "5"]) == 1
     assert "training.seed: 0 -> 5" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ nothing overwritten, nothing half written
+
+
+def test_train_out_keeps_an_existing_checkpoint(tmp_path, capsys):
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "3", "--out", str(tmp_path / "out")]
+    assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
+    weights = (tmp_path / "out" / WEIGHTS_NAME).read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--run-dir", str(tmp_path / "b")]) == 1  # another run, the same --out
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    assert (tmp_path / "out" / WEIGHTS_NAME).read_bytes() == weights
+    assert main([*args, "--run-dir", str(tmp_path / "b"), "--overwrite", "--seed", "1"]) == 0
+    assert (tmp_path / "out" / WEIGHTS_NAME).read_bytes() != weights
+
+
+def _generate(tmp_path: Path, n: int, *extra: str) -> int:
+    return main(["generate", "a red circle", "--steps", "2", "-n", str(n), "-o", str(tmp_path / "fig.png"),
+                 "--save-dir", str(tmp_path / "d"), *extra])
+
+
+def test_save_dir_holds_one_run_only(tmp_path, capsys):
+    assert _generate(tmp_path, 3) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["000.png", "001.png", "002.png"]
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    assert _generate(tmp_path, 1) == 1  # the earlier images would be left beside the new one
+    assert "already holds 3 image(s)" in capsys.readouterr().err and _tree(tmp_path) == before
+    assert _generate(tmp_path, 1, "--overwrite") == 0
+    assert "its 3 earlier image(s) removed or replaced" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["000.png", "notes.txt"]  # others kept
+    assert (tmp_path / "d" / "000.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "fig.png"]  # no staging folder left
+
+
+def test_a_full_disk_names_the_file_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import matplotlib.figure
+    from PIL import Image
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:  # the first image alone
+        m.setattr(Image.Image, "save", full)
+        assert _generate(tmp_path, 2) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"[Errno 28] cannot write '{tmp_path / 'd' / '000.png'}': No space left on device" in err
+    assert list(tmp_path.iterdir()) == []  # no save dir, no figure, no staging folder
+    with monkeypatch.context() as m:  # the figure, after the images
+        m.setattr(matplotlib.figure.Figure, "savefig", full)
+        assert _generate(tmp_path, 2) == 1
+    assert f"cannot write '{tmp_path / 'fig.png'}': No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # the images are not kept without their figure
+    assert _generate(tmp_path, 2) == 0
+    before = _tree(tmp_path)
+    with monkeypatch.context() as m:  # with --overwrite: the earlier run's images stay whole
+        m.setattr(matplotlib.figure.Figure, "savefig", full)
+        assert _generate(tmp_path, 1, "--overwrite") == 1
+    assert _tree(tmp_path) == before
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_it(tmp_path, capsys, monkeypatch):
+    import minildm.checkpoints
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(minildm.checkpoints, "save_file", full)
+    out = tmp_path / "out"
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "2", "--run-dir", str(tmp_path / "r")]
+    assert main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "[Errno 28] cannot write '" in err and "No space left on device" in err
+    assert ".safetensors'" in err, err  # the file, not a temporary name
+    assert not list(out.glob(".*")) and not list((tmp_path / "r").glob(".*"))  # no temporary file left
+
+
+def test_tokenizer_takes_no_seed(tmp_path, capsys):
+    with pytest.raises(SystemExit) as usage:  # deterministic: a seed would be silently ignored
+        main(["tokenizer", "--seed", "-1", "-o", str(tmp_path / "tok")])
+    assert usage.value.code == 2 and "unrecognized arguments: --seed" in capsys.readouterr().err
+    assert not (tmp_path / "tok").exists()
+    assert main(["tokenizer", "-o", str(tmp_path / "tok")]) == 0
+    assert (tmp_path / "tok" / "tokenizer.json").is_file()
+
+
+# ------------------------------------------------------------------ interrupted or diverged: what next
+
+
+def test_an_interrupted_run_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    import minildm.training
+
+    run = tmp_path / "run"
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "3", "--run-dir", str(run),
+            "--out", str(tmp_path / "out")]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # before its first checkpoint: nothing to resume
+        m.setattr(minildm.training, "train", interrupted)
+        assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err == ("minildm: interrupted; nothing saved yet (a checkpoint every 300 steps): run the same "
+                   "command again\n")
+    assert main(args) == 0
+    with monkeypatch.context() as m:
+        m.setattr(minildm.training, "train", interrupted)
+        assert main([*args[:5], "6", *args[6:], "--resume"]) == 130
+    err = capsys.readouterr().err
+    assert err == f"minildm: interrupted; the same command with --resume continues the run in '{run}' " \
+                  "from its last checkpoint\n"
+
+
+def test_lr_sets_the_learning_rate_and_the_divergence_error_names_it(tmp_path, capsys):
+    args = ["train", "toy2d", "--budget", "quick", "--steps", "2", "--run-dir", str(tmp_path / "r"),
+            "--out", str(tmp_path / "o")]
+    assert main([*args, "--lr", "1e-3"]) == 0
+    assert json.loads((tmp_path / "o" / CONFIG_NAME).read_text())["training"]["lr"] == 1e-3
+    weights = (tmp_path / "o" / WEIGHTS_NAME).read_bytes()
+    assert main([*args[:5], "300", *args[6:], "--resume", "--lr", "1e30"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training diverged" in err, err
+    assert "lower it with --lr (this run: 1e+30) and continue with --resume" in err
+    assert (tmp_path / "o" / WEIGHTS_NAME).read_bytes() == weights
+    assert main([*args[:5], "4", *args[6:], "--resume", "--lr", "5e-4"]) == 0  # a lower one: resumed
+    resumed = json.loads((tmp_path / "o" / CONFIG_NAME).read_text())["resumed"]
+    assert resumed[-1]["changed"]["training.lr"] == [1e-3, 5e-4]
