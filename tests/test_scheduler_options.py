@@ -419,7 +419,7 @@ REFUSED = [
     (DPMSolverMultistepScheduler, dict(flow_shift=3.0), "flow_shift=3.0 is not supported"),
     (DPMSolverMultistepScheduler, dict(use_dynamic_shifting=True), "use_dynamic_shifting=True"),
     (DPMSolverMultistepScheduler, dict(time_shift_type="linear"), "time_shift_type='linear'"),
-    (DPMSolverMultistepScheduler, dict(variance_type="fixed_small"), "variance_type='fixed_small'"),
+    (DPMSolverMultistepScheduler, dict(variance_type="other"), "variance_type='other' is not supported"),
     (DPMSolverMultistepScheduler, dict(use_karras_sigmas=True, use_lu_lambdas=True), "set one"),
     (
         DPMSolverMultistepScheduler,
@@ -534,3 +534,26 @@ def test_from_config_overrides():
     assert s.config.prediction_type == "v_prediction"
     with pytest.raises(ValueError, match="interpolation_type='log_linear'"):
         EulerDiscreteScheduler.from_config(SD1_CONFIG, interpolation_type="log_linear")
+
+
+@pytest.mark.parametrize("source", SCHEDULERS)
+@pytest.mark.parametrize("target", SCHEDULERS)
+def test_from_config_of_every_other_scheduler(source, target):
+    """diffusers' idiom ``Other.from_config(scheduler.config)`` works between every pair: a setting
+    one scheduler has and the other does not is left out, a shared one carried over."""
+    source_scheduler = SCHEDULERS[source](beta_schedule="scaled_linear", prediction_type="v_prediction")
+    scheduler = SCHEDULERS[target].from_config(source_scheduler.config)
+    assert (
+        scheduler.config.beta_schedule == "scaled_linear"
+        and scheduler.config.prediction_type == "v_prediction"
+    )
+    scheduler.set_timesteps(4)
+
+
+def test_dpm_solver_ignores_ddpms_fixed_variances():
+    """DDPM's variance types set the noise of its random step; the deterministic solver reads the
+    network the same way whichever a config carries."""
+    sample = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain = _run(DPMSolverMultistepScheduler(), 6, sample)
+    for variance in ("fixed_small", "fixed_large", "fixed_small_log", "fixed_large_log"):
+        assert torch.equal(_run(DPMSolverMultistepScheduler(variance_type=variance), 6, sample), plain)

@@ -41,7 +41,7 @@ class DDPMScheduler(SchedulerMixin):
         beta_end: float = 0.02,
         beta_schedule: str = "linear",
         prediction_type: str = "epsilon",
-        variance_type: str = "fixed_small",
+        variance_type: str | None = "fixed_small",
         clip_sample: bool = True,
         clip_sample_range: float = 1.0,
         timestep_spacing: str = "leading",
@@ -53,6 +53,8 @@ class DDPMScheduler(SchedulerMixin):
         dynamic_thresholding_ratio: float = 0.995,
         sample_max_value: float = 1.0,
     ) -> None:
+        if variance_type is None:  # (a DPM-Solver config's "no learned variance"): the default
+            variance_type = "fixed_small"
         if variance_type in ("learned", "learned_range", "fixed_large_log"):
             refuse_unsupported(
                 "DDPMScheduler",

@@ -45,7 +45,10 @@ from minildm.schedulers.base import (
 
 SOLVER_TYPES = ("midpoint", "heun")
 FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
-VARIANCE_TYPES = (None, "learned", "learned_range")
+LEARNED_VARIANCES = ("learned", "learned_range")  # the network outputs its variance too
+# DDPM's fixed variances set the noise of a random step: nothing to this deterministic solver
+FIXED_VARIANCES = ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log")
+VARIANCE_TYPES = (None, *LEARNED_VARIANCES, *FIXED_VARIANCES)
 ZERO_SNR_ALPHA_CUMPROD = 2.0**-24  # what diffusers puts in place of alphabar_T = 0 (sigma would be infinite)
 KARRAS_RHO = 7.0  # Karras et al. (2022): rho = 7 spaced the noise levels best in their experiments
 
@@ -106,7 +109,8 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
     first order); ``lambda_min_clipped`` (no timestep whose $\lambda$ lies below it);
     ``use_karras_sigmas``; ``use_lu_lambdas``; ``variance_type="learned"`` or ``"learned_range"``
     (the network outputs twice the channels, its variance second; an ODE solver reads the first
-    half). Refused when set: third order, the other algorithm types, exponential, beta and flow
+    half; DDPM's fixed variance types, which only set the noise of a random step, change
+    nothing). Refused when set: third order, the other algorithm types, exponential, beta and flow
     sigmas, and dynamic shifting.
     """
 
@@ -302,7 +306,7 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
     def _mean_output(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """With a learned variance the network outputs its prediction and then its variance along
         the channels: keep the prediction (an ODE solver has no use for the variance)."""
-        if self.config.variance_type is None:
+        if self.config.variance_type not in LEARNED_VARIANCES:
             return model_output
         channels = sample.shape[1] if sample.ndim > 1 else 0
         if model_output.ndim != sample.ndim or model_output.shape[1] != 2 * channels:
