@@ -557,3 +557,24 @@ def test_dpm_solver_ignores_ddpms_fixed_variances():
     plain = _run(DPMSolverMultistepScheduler(), 6, sample)
     for variance in ("fixed_small", "fixed_large", "fixed_small_log", "fixed_large_log"):
         assert torch.equal(_run(DPMSolverMultistepScheduler(variance_type=variance), 6, sample), plain)
+
+
+def test_dpm_solver_begins_at_a_named_position():
+    """Where Karras timesteps repeat, set_begin_index says which occurrence a run starts at (as in
+    diffusers' img2img); without it the first is taken."""
+    s = DPMSolverMultistepScheduler(use_karras_sigmas=True)
+    s.set_timesteps(200)
+    timesteps = s.timesteps.tolist()
+    second = next(i for i in range(1, len(timesteps)) if timesteps[i] == timesteps[i - 1])
+    x = torch.zeros(1, 2)
+    s.set_begin_index(second)
+    for t in s.timesteps[second : second + 3]:
+        s.step(x, t, x)
+    assert s._step_index == second + 3
+    s.set_timesteps(200)
+    s.step(x, s.timesteps[second], x)  # no begin index: the first occurrence
+    assert s._step_index == second
+    with pytest.raises(ValueError, match=r"begin_index must be an int in \[0, 199\]"):
+        s.set_begin_index(200)
+    with pytest.raises(ValueError, match="before set_begin_index"):
+        DPMSolverMultistepScheduler().set_begin_index(0)

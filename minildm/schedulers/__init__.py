@@ -11,6 +11,11 @@ API and numbers. They know nothing about networks (the loop that calls one is
 
 Swap one for another with diffusers' idiom, keeping the trained schedule:
 ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``.
+
+Each takes every setting of diffusers' class of the same name, so that diffusers' configs (a
+Stable Diffusion folder's ``scheduler_config.json``) load: a setting is implemented with diffusers'
+numbers (``trained_betas``, dynamic ``thresholding``, ``use_karras_sigmas``...) or, for a value
+not implemented here, refused with a ValueError naming it and what is supported.
 """
 
 from minildm.schedulers.base import TIMESTEP_SPACINGS, SchedulerMixin, SchedulerOutput

@@ -223,6 +223,20 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         self.lower_order_nums = 0
         self._step_index: int | None = None
 
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start the next run at position ``begin_index`` of ``self.timesteps`` (diffusers' API):
+        img2img starting part-way names its first step by position, which is unambiguous where
+        Karras or Lu timesteps repeat. Call it after :meth:`set_timesteps`."""
+        if self.num_inference_steps is None:
+            raise ValueError("call set_timesteps(num_inference_steps) before set_begin_index")
+        n = len(self.timesteps)
+        if isinstance(begin_index, bool) or not isinstance(begin_index, (int, np.integer)) or not (
+            0 <= begin_index < n
+        ):
+            raise ValueError(f"begin_index must be an int in [0, {n - 1}], got {begin_index!r}")
+        self._reset_history()
+        self._step_index = int(begin_index)
+
     def _last_timestep(self) -> int:
         r"""One past the noisiest timestep to use: T, less the timesteps whose
         $\lambda_t = \log\sqrt{\bar\alpha_t} - \log\sqrt{1 - \bar\alpha_t}$ lies below
