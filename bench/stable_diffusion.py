@@ -112,7 +112,7 @@ def main() -> None:
     with torch.device("meta"):
         ours_vae = AutoencoderKL(vae_cfg)
     ours_vae.load_state_dict(W.vae_from_diffusers(theirs_vae.state_dict(), vae_cfg), assign=True)
-    ours_vae.eval()
+    use_fused_attention(ours_vae.eval())
     print(f"U-Net: {count_parameters(ours_unet) / 1e6:.0f}M parameters (diffusers: "
           f"{sum(p.numel() for p in theirs_unet.parameters()) / 1e6:.0f}M); VAE: "
           f"{count_parameters(ours_vae) / 1e6:.0f}M; scale factor {vae_cfg.scaling_factor} (from the config)")

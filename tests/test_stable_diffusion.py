@@ -225,34 +225,38 @@ def test_img2img_equals_stable_diffusion_img2img_pipeline(sd_folder):
     folder, ref = sd_folder
     pipe = Img2ImgPipeline.from_pretrained(folder, device="cpu")
     image = torch.rand(1, 3, 64, 64) * 2 - 1
-    # diffusers draws z from q(z | x); ours takes its mean: give both the same scaled latent
+    ours = pipe(
+        PROMPTS[:1],
+        image,
+        strength=0.6,
+        num_inference_steps=5,
+        guidance_scale=7.5,
+        seed=5,
+        progress=False,
+        init="noise",
+    )
+    # diffusers draws z from q(z | x), ours takes its mean: hand diffusers that latent (it takes latents
+    # for an image); then both draw the same noise from the same seed and noise it to the same timestep
     latent = pipe.encode_image(image)
-    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
-    steps, strength = 5, 0.6
-    ref2 = StableDiffusionImg2ImgPipeline(**ref.components)
-    theirs = (
-        ref2(
-            PROMPTS[:1],
-            image=latent,
-            strength=strength,
-            num_inference_steps=steps,
-            guidance_scale=7.5,
-            output_type="pt",
-            generator=torch.Generator().manual_seed(5),
-        ).images
-        * 2
-        - 1
+    theirs = StableDiffusionImg2ImgPipeline(**ref.components)(
+        PROMPTS[:1],
+        image=latent,
+        strength=0.6,
+        num_inference_steps=5,
+        guidance_scale=7.5,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(5),
+    ).images
+    assert _max_diff(ours, theirs * 2 - 1) <= 1e-4
+
+
+def test_inpaint_pipeline_loads_an_sd_folder(sd_folder):
+    from minildm.pipelines import InpaintPipeline
+
+    pipe = InpaintPipeline.from_pretrained(sd_folder[0], device="cpu")
+    assert (
+        isinstance(pipe, InpaintPipeline) and pipe.latent_shape == (4, 8, 8) and pipe.scale_factor == 0.18215
     )
-    # the same start, by hand on our side: noise the latent to the first timestep diffusers runs
-    pipe.scheduler.set_timesteps(steps)
-    start = steps - int(steps * strength)
-    t0 = pipe.scheduler.timesteps[start]
-    noisy = pipe.scheduler.add_noise(latent, noise, t0.reshape(1))
-    kwargs = pipe.conditioning(PROMPTS[:1], 7.5, 0.0)
-    latents = pipe.sampler.sample(
-        pipe.unet, None, pipe.scheduler, steps, latents=noisy, start_index=start, progress=False, **kwargs
-    )
-    assert _max_diff(pipe.decode(latents), theirs) <= 1e-4
 
 
 # ---------------------------------------------------------------- our model -> diffusers -> ours
@@ -398,7 +402,9 @@ def test_bad_folders_and_files_are_refused_naming_the_file(sd_folder, tmp_path):
     folder, _ = sd_folder
     (tmp_path / "neither").mkdir()
     (tmp_path / "neither" / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError, match="neither a minildm checkpoint .* nor a Stable Diffusion folder"):
+    with pytest.raises(
+        FileNotFoundError, match="neither a minildm checkpoint .* nor a Stable Diffusion folder"
+    ):
         TextToImagePipeline.from_pretrained(tmp_path / "neither")
     ckpt = tmp_path / "sd.ckpt"
     ckpt.write_bytes(b"not read")

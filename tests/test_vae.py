@@ -199,3 +199,15 @@ def test_sd_style_config_pads_bottom_and_right_before_downsampling() -> None:
     for bad, match in zip(bad_configs, ("downsample_padding", "scaling_factor", "norm_eps")):
         with pytest.raises(ValueError, match=match):
             VAEConfig(**bad)
+
+
+def test_fused_attention_in_the_middle_block_gives_the_plain_numbers(vae: AutoencoderKL) -> None:
+    from minildm.nn.attention import use_fused_attention
+
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        plain = vae.decode(vae.encode(x).mode())
+        fused = use_fused_attention(vae).decode(vae.encode(x).mode())
+    use_fused_attention(vae, False)
+    assert vae.decoder.mid.attn_1.fused is False
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)

@@ -294,12 +294,12 @@ class SpatialTransformer(nn.Module):
 
 
 def use_fused_attention(model: nn.Module, fused: bool = True) -> nn.Module:
-    """Switch every :class:`CrossAttention` in ``model`` to PyTorch's fused attention kernel (or
-    back to the plain matmuls); the same numbers up to float rounding, much less memory at
-    SD's sizes. Returns ``model``."""
+    """Switch every :class:`CrossAttention` in ``model`` (and the VAE's ``AttnBlock``, which has the
+    same switch) to PyTorch's fused attention kernel, or back to the plain matmuls; the same numbers
+    up to float rounding, much less memory at SD's sizes. Returns ``model``."""
     if not isinstance(fused, bool):
         raise ValueError(f"fused must be a bool, got {fused!r}")
     for module in model.modules():
-        if isinstance(module, CrossAttention):
+        if isinstance(module, CrossAttention) or isinstance(getattr(module, "fused", None), bool):
             module.fused = fused
     return model

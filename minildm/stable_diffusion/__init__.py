@@ -48,12 +48,12 @@ from minildm.stable_diffusion.text import SDTextEncoder
 def is_stable_diffusion(path: str | Path) -> bool:
     """True when ``path`` is for this package (a diffusers SD folder, or a checkpoint file), False for
     a minildm checkpoint folder or a path that does not exist (the caller reports that); a folder that
-    is neither raises a ValueError saying what was expected."""
+    is neither raises a FileNotFoundError saying what was expected."""
     path = Path(path)
     if is_single_file(path) or is_sd_folder(path):
         return True
     if path.is_dir() and not (path / "config.json").is_file():
-        raise ValueError(
+        raise FileNotFoundError(
             f"{path} is neither a minildm checkpoint (config.json + model.safetensors) nor a Stable "
             "Diffusion folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)"
         )

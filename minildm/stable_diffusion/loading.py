@@ -205,7 +205,7 @@ def load_sd_folder(
     return {
         "unet": use_fused_attention(unet).to(device).eval(),
         "scheduler": scheduler,
-        "vae": vae.to(device).eval(),
+        "vae": use_fused_attention(vae).to(device).eval(),
         "scale_factor": vae_cfg.scaling_factor,
         "text_encoder": text_encoder.to(device),
         "config": config,
@@ -364,7 +364,7 @@ def load_single_file(
     return {
         "unet": use_fused_attention(unet).to(device).eval(),
         "scheduler": scheduler,
-        "vae": vae.to(device).eval(),
+        "vae": use_fused_attention(vae).to(device).eval(),
         "scale_factor": vae_cfg.scaling_factor,
         "text_encoder": text_encoder.to(device),
         "config": config,
