@@ -123,6 +123,14 @@ def _text2img_with(edit):
     return setup
 
 
+def _copy_with(kind: str, edit, load):
+    def setup(tmp: Path):
+        folder = _edit_config(_copy(kind, tmp), edit)
+        return lambda: load(folder)
+
+    return setup
+
+
 def _vae_with(edit):
     def setup(tmp: Path):
         folder = _edit_config(_copy("vae", tmp), edit)
@@ -172,6 +180,13 @@ FILE_CASES = [
      CONFIG + r": 'model\.dit\.depth' must be an int, got 4\.0"),
     ("scheduler typo", _text2img_with(lambda c: c["scheduler"].update(beta_shedule="linear")), ValueError,
      CONFIG + r": unknown key 'scheduler\.beta_shedule' \(expected some of \["),
+    ("student steps a str",
+     _copy_with("lcm", lambda c: c["distillation"].update(original_inference_steps="50"),
+                lambda f: TextToImagePipeline.from_pretrained(f, device="cpu")),
+     ValueError, r"lcm[/\\]config\.json': 'distillation\.original_inference_steps' must be an int, got '50'"),
+    ("latent_ddpm without vae",
+     _copy_with("latent_ddpm", lambda c: c.pop("vae"), lambda f: LatentDiffusionPipeline.from_pretrained(f)),
+     ValueError, r"latent_ddpm[/\\]config\.json' has no 'vae' section"),
     ("VAE scale_factor a str", _vae_with(lambda c: c.update(scale_factor="0.5")), ValueError,
      r"vae[/\\]config\.json': 'scale_factor' must be a number \(finite\), got '0\.5'"),
     ("VAE scale_factor missing", _vae_with(lambda c: c.pop("scale_factor")), ValueError,
@@ -259,7 +274,7 @@ API_CASES = [
     # 6. a Hub id offline, and local folders that are not text encoders
     ("hub id", lambda p: TextEncoder.from_pretrained("openai/clip-vit-base-patch32"), FileNotFoundError,
      r"'openai/clip-vit-base-patch32': no such folder \(it looks like a Hugging Face Hub id\)\. "
-     r"A local folder is needed .*`huggingface-cli download openai/clip-vit-base-patch32 --local-dir DIR`"),
+     r"A local folder is needed .*`hf download openai/clip-vit-base-patch32 --local-dir DIR`"),
     ("VAE folder as text encoder", lambda p: TextEncoder.from_pretrained(checkpoint_dir() / "vae"),
      ValueError, NOT_A_CLIP),
     ("mini CLIP checkpoint as text encoder", lambda p: TextEncoder.from_pretrained(checkpoint_dir() / "clip"),
@@ -267,7 +282,7 @@ API_CASES = [
     ("a file as text encoder", lambda p: TextEncoder.from_pretrained(checkpoint_dir() / "vae" / CONFIG_NAME),
      FileNotFoundError, r"config\.json': not a folder\. A local folder is needed"),
     ("train text2img on a hub id", lambda p: text2img_task(text_encoder_path="openai/clip-vit-base-patch32"),
-     FileNotFoundError, r"'openai/clip-vit-base-patch32': no such folder .*huggingface-cli download"),
+     FileNotFoundError, r"'openai/clip-vit-base-patch32': no such folder .*hf download"),
 ]
 
 

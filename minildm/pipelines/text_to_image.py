@@ -132,10 +132,6 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         ``data/checkpoints/text2img_unet`` is the U-Net of lessons 06-09), the VAE and the text encoder it
         was trained with (their default places, or the given folders), with a DDIM scheduler on the
         checkpoint's noise schedule."""
-        from minildm.stable_diffusion import is_stable_diffusion, load_components
-
-        if path is not None and is_stable_diffusion(path):  # SD: a diffusers folder or a .safetensors file
-            return cls(**load_components(path, text_encoder_path, device))
         device = get_device(device)
         unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
@@ -164,7 +160,11 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                 )
             text_encoder = TextEncoder.from_pretrained(encoder_folder).to(device)
         text_encoder.clip_skip = clip_skip  # the layer the U-Net was trained on
-        distillation = config.get("distillation")
+        distillation = config_value(config, "distillation", dict, folder, default=None)
+        if distillation is not None:  # (what a student's sampling reads, checked here once)
+            for key, kind in (("steps", list), ("original_inference_steps", int), ("timestep_scaling", float),
+                              ("guidance_scale", float)):
+                config_value(config, f"distillation.{key}", kind, folder)
         if distillation is None:
             scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
         else:  # a few-step student (lesson 11): its own sampler, on its distillation schedule

@@ -182,9 +182,10 @@ def check_text_encoder_folder(path: str | Path) -> tuple[Path, Path]:
         raise FileNotFoundError(
             f"text encoder {str(path)!r}: {'no such folder' if not folder.exists() else 'not a folder'}"
             f"{' (it looks like a Hugging Face Hub id)' if hub_id else ''}. A local folder is needed "
-            "(nothing is downloaded here); make one while online, e.g. `huggingface-cli download "
-            f"{example} --local-dir DIR`, or `CLIPModel.from_pretrained({example!r}).save_pretrained(DIR)` "
-            "and `CLIPTokenizer.from_pretrained(...).save_pretrained(DIR)`, then pass DIR"
+            "(nothing is downloaded here); make one while online, e.g. "
+            f"`hf download {example} --local-dir DIR` (`huggingface-cli download` before huggingface_hub "
+            f"1.0), or in Python `CLIPModel.from_pretrained({example!r}).save_pretrained(DIR)` and the same "
+            "with CLIPTokenizer, then pass DIR"
         )
     model_dir = tok_dir = folder
     for sub in ("text_model", "text_encoder"):
