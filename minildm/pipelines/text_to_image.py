@@ -132,6 +132,10 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         ``data/checkpoints/text2img_unet`` is the U-Net of lessons 06-09), the VAE and the text encoder it
         was trained with (their default places, or the given folders), with a DDIM scheduler on the
         checkpoint's noise schedule."""
+        from minildm.stable_diffusion import is_stable_diffusion, load_components
+
+        if path is not None and is_stable_diffusion(path):  # SD: a diffusers folder or a .safetensors file
+            return cls(**load_components(path, text_encoder_path, device))
         device = get_device(device)
         unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
