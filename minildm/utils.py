@@ -98,7 +98,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; with ``deterministic``, ask PyTorch for deterministic
     kernels too, so that CPU runs are bit-for-bit reproducible. Returns a CPU generator
     seeded with ``seed`` for code that wants its own stream."""
-    check_seed(seed)
+    seed = check_seed(seed)  # (a Python int from here on: random.seed refuses NumPy's integers)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

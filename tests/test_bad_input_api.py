@@ -32,12 +32,13 @@ from minildm.data import ShapesDataset, render_caption
 from minildm.data.toy2d import two_peaks
 from minildm.imageio import load_image, load_mask
 from minildm.metrics import score
+from minildm.metrics.evaluation import batch_seed
 from minildm.metrics.prompts import prompt_set
 from minildm.pipelines import Img2ImgPipeline, InpaintPipeline, LatentDiffusionPipeline, TextToImagePipeline
 from minildm.schedulers import DDIMScheduler
 from minildm.tasks.text2img import text2img_task
 from minildm.text import TextEncoder
-from minildm.utils import check_probability, check_seed
+from minildm.utils import check_probability, check_seed, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +266,7 @@ API_CASES = [
     ("two_peaks seed -1", lambda p: two_peaks(10, seed=-1), ValueError, r"seed must be an int in \[0,"),
     ("prompt_set seed 2**64", lambda p: prompt_set("one", 2, seed=2**64), ValueError,
      r"seed must be an int in"),
+    ("batch_seed -1", lambda p: batch_seed(-1, 0), ValueError, r"seed must be an int in \[0,"),
     ("check_probability bool", lambda p: check_probability("p", True), ValueError, r"p must be a number in"),
     # 8. one caption where a list is expected
     ("score with a str", lambda p: score(np.zeros((1, 32, 32, 3), np.uint8), "a red circle"), ValueError,
@@ -359,6 +361,10 @@ def test_numpy_integers_in_data():
     np.testing.assert_array_equal(a.images, b.images)
     assert a.captions == b.captions and type(a.seed) is int
     assert check_seed(np.uint64(2**63 - 1)) == 2**63 - 1
+    for seed in np.arange(2, 3):  # what a loop over seeds gives
+        first = torch.rand(3, generator=seed_everything(seed)), torch.rand(3)
+        second = torch.rand(3, generator=seed_everything(int(seed))), torch.rand(3)
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
 def test_float16_checkpoints_still_load(tmp_path):

@@ -55,7 +55,7 @@ def evaluation_prompts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 
 def batch_seed(seed: int, index: int) -> int:
     """The sampling seed of batch ``index`` of an evaluation with ``seed`` (distinct per pair)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    return int(np.random.SeedSequence([check_seed(seed), index]).generate_state(1)[0])
 
 
 def generate(pipe, prompts: list[str], seed: int = 0, batch_size: int = 64, **pipe_kwargs) -> torch.Tensor:
