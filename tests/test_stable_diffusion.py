@@ -499,3 +499,60 @@ def test_single_file_checkpoint_with_compvis_names(sd_folder, tmp_path):
         ours.context_dim,
         ours.use_linear_projection,
     )
+
+
+def test_sd2_single_file_open_clip_text_encoder_reads_the_penultimate_layer(tmp_path):
+    """SD 2.x's original file holds OpenCLIP's text tower (fused in_proj, all layers); diffusers' folder
+    dropped the last layer. Loaded from the file, our encoder reads the penultimate layer (clip_skip 1)
+    and gives the folder's context."""
+    from minildm.stable_diffusion.weights import text_from_compvis
+
+    root = tmp_path / "sd2"
+    pipe = StableDiffusionPipeline(
+        **_components(2, tmp_path), safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipe.save_pretrained(root)
+    text = getattr(pipe.text_encoder, "text_model", pipe.text_encoder)  # (transformers 4 nests it)
+    sd = {k: v for k, v in text.state_dict().items() if k != "embeddings.position_ids"}
+    extra = {
+        k.replace("layers.1.", "layers.2."): torch.randn_like(v) for k, v in sd.items() if ".layers.1." in k
+    }
+    sd |= extra  # OpenCLIP's last layer, which diffusers' folder left out
+    names = {
+        "layer_norm1": "ln_1",
+        "layer_norm2": "ln_2",
+        "mlp.fc1": "mlp.c_fc",
+        "mlp.fc2": "mlp.c_proj",
+        "self_attn.out_proj": "attn.out_proj",
+    }
+    state = {
+        "cond_stage_model.model.token_embedding.weight": sd["embeddings.token_embedding.weight"],
+        "cond_stage_model.model.positional_embedding": sd["embeddings.position_embedding.weight"],
+        "cond_stage_model.model.ln_final.weight": sd["final_layer_norm.weight"],
+        "cond_stage_model.model.ln_final.bias": sd["final_layer_norm.bias"],
+    }
+    for i in range(3):
+        ours, theirs = f"encoder.layers.{i}.", f"cond_stage_model.model.transformer.resblocks.{i}."
+        for a, b in names.items():
+            for p in ("weight", "bias"):
+                state[f"{theirs}{b}.{p}"] = sd[f"{ours}{a}.{p}"]
+        for p in ("weight", "bias"):
+            state[f"{theirs}attn.in_proj_{p}"] = torch.cat(
+                [sd[f"{ours}self_attn.{q}_proj.{p}"] for q in ("q", "k", "v")]
+            )
+    converted, kind = text_from_compvis(state)
+    assert kind == "open_clip" and converted.keys() == sd.keys()
+    parts = load_sd_folder(root, device="cpu")
+    state |= {"first_stage_model." + k: v for k, v in parts["vae"].state_dict().items()}
+    unet_state = {}
+    for k, v in parts["unet"].state_dict().items():
+        k = k.replace("time_embed.linear_1.", "time_embed.0.").replace(
+            "time_embed.linear_2.", "time_embed.2."
+        )
+        unet_state["model.diffusion_model." + k] = v
+    state |= unet_state  # (with a U-Net and a VAE the file is a whole SD checkpoint)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "sd2.safetensors"))
+    single = TextToImagePipeline.from_pretrained(tmp_path / "sd2.safetensors", text_encoder_path=root)
+    assert single.text_encoder.clip_skip == 1 and single.text_encoder.text_model.config.num_hidden_layers == 3
+    with torch.no_grad():
+        assert _max_diff(single.text_encoder(PROMPTS), parts["text_encoder"](PROMPTS)) <= 1e-5
