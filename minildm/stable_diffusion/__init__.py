@@ -39,6 +39,7 @@ from minildm.stable_diffusion.loading import (
     is_single_file,
     load_sd_folder,
     load_single_file,
+    refuse_pickle,
 )
 from minildm.stable_diffusion.saving import save_pretrained
 from minildm.stable_diffusion.scheduler import scheduler_from_diffusers, scheduler_to_diffusers
@@ -71,12 +72,8 @@ def load_components(
     inpainting) for a diffusers SD folder or an original ``.safetensors`` checkpoint (then
     ``tokenizer_path`` names a folder with CLIP's tokenizer, e.g. an SD folder)."""
     if is_single_file(path):
+        refuse_pickle(path)
         if tokenizer_path is None:
-            loading_refuse = Path(path).suffix != ".safetensors"
-            if loading_refuse:
-                from minildm.stable_diffusion.loading import refuse_pickle
-
-                refuse_pickle(path)
             raise ValueError(
                 f"{path}: a single-file checkpoint holds no tokenizer: pass text_encoder_path "
                 "(a folder with CLIP's tokenizer, e.g. an SD folder)"
