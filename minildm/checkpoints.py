@@ -157,6 +157,17 @@ def _annotation_types(annotation: Any) -> tuple[type, ...] | None:
     return (base,) if base in (int, float, str, bool, dict) else None
 
 
+def _item_type(annotation: Any) -> type | None:
+    """The type of every item of a list annotated ``annotation`` (``tuple[int, ...]`` -> int), or None."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return next((t for t in map(_item_type, args) if t is not None), None)
+    items = {a for a in args if a is not Ellipsis}
+    if origin in (tuple, list) and len(items) == 1 and next(iter(items)) in (int, float, str, bool):
+        return next(iter(items))
+    return None
+
+
 def config_section(config: dict, key: str, target: Any, folder: str | Path | None) -> dict:
     """The section ``key`` of a checkpoint config as keyword arguments of ``target`` (a config
     dataclass, or a class whose ``__init__`` takes them), each checked against its type annotation:
@@ -174,6 +185,10 @@ def config_section(config: dict, key: str, target: Any, folder: str | Path | Non
         ):
             names = " or ".join(_TYPE_NAMES.get(t, "null") for t in allowed)
             raise ValueError(f"{where}: {key + '.' + name!r} must be {names}, got {value!r}")
+        item = _item_type(hints[name])
+        if item is not None and isinstance(value, list) and not all(_is_type(v, item) for v in value):
+            raise ValueError(f"{where}: {key + '.' + name!r} must be a list of which each item is "
+                             f"{_TYPE_NAMES[item]}, got {value!r}")
     return section
 
 

@@ -194,6 +194,8 @@ FILE_CASES = [
      r"vae[/\\]config\.json' has no 'scale_factor' entry \(expected a number\)"),
     ("VAE ch a str", _vae_with(lambda c: c["model"]["vae"].update(ch="16")), ValueError,
      r"vae[/\\]config\.json': 'model\.vae\.ch' must be an int, got '16'"),
+    ("VAE ch_mult of str", _vae_with(lambda c: c["model"]["vae"].update(ch_mult=["1", "2", "4"])), ValueError,
+     r"vae[/\\]config\.json': 'model\.vae\.ch_mult' must be a list of which each item is an int, got \['1'"),
     ("VAE model section a list", _vae_with(lambda c: c["model"].update(vae=[16])), ValueError,
      r"vae[/\\]config\.json': 'model\.vae' must be a JSON object, got \[16\]"),
     # 5. image files: the file named, what was expected said, absurd sizes refused before decoding
