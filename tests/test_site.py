@@ -1,6 +1,8 @@
-"""The offline course site (minildm.classroom.site): built from tiny synthetic notebooks and from
-the real lessons (their stored outputs: nothing is executed), then opened in headless Chromium
-with the network cut off: math typeset by the bundled MathJax, images loaded, a screenshot a page.
+"""The offline course sites (minildm.classroom.site): built from tiny synthetic notebooks and from
+the real lessons (the student site from student/, the teacher's from notebooks/; stored outputs,
+nothing is executed), checked without a browser (no solution on a student page, links resolve,
+previous/next and contents, byte-identical builds), then opened in headless Chromium with the
+network cut off: math typeset by the bundled MathJax, images loaded, no solution shown.
 
 Chromium is Debian's ``chromium``; when it is missing the tests try ``apt-get install -y
 chromium`` once (as root), and otherwise skip the browser checks, saying why."""
@@ -8,6 +10,7 @@ chromium`` once (as root), and otherwise skip the browser checks, saying why."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import re
@@ -20,10 +23,12 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
+from minildm.classroom import mark_check, mark_solution
 from minildm.classroom.browser import find_chromium, page_report
 from minildm.classroom.cli import main
+from minildm.classroom.exercises import find_regions, is_solution
 from minildm.classroom.site import build_site, check_site, external_resources
-from minildm.classroom.student import lesson_notebooks
+from minildm.classroom.student import lesson_notebooks, make_student
 
 ROOT = Path(__file__).resolve().parents[1]
 # the site is built with nbconvert and the MathJax that jupyter-server-mathjax ships (the dev extra)
@@ -134,11 +139,11 @@ def test_math_typeset_and_images_loaded_offline(tiny_site, chromium, tmp_path):
     assert not list(tiny_site.glob("_check_*")), "the checking copies are removed"
 
 
-def test_cli_site_and_its_check(tmp_path, chromium, capsys):
+def test_cli_site_and_its_check(tmp_path, chromium, capsys, monkeypatch):
     lesson = tiny_lesson(tmp_path / "05_tiny.ipynb", 5, (30, 200, 30))
     out = tmp_path / "site"
-    args = ["site", str(lesson), "--out", str(out), "--teaching", str(tmp_path / "none.md"), "--check"]
-    assert main(args) == 0
+    monkeypatch.chdir(tmp_path)  # no docs/teaching.md here: the teacher's site is the lesson alone
+    assert main(["site", "--teacher", str(lesson), "--out", str(out), "--check"]) == 0
     printed = capsys.readouterr().out
     assert f"wrote {out / 'index.html'}" in printed
     assert "05_tiny.html: 1 images (0 broken), " in printed and "(0 errors, 0 left as TeX)" in printed
@@ -151,34 +156,269 @@ def test_cli_site_bad_notebook_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "missing.ipynb: no such file" in err
 
 
-# --- the real lessons, with the outputs stored in them (no execution) -----------------------------
+def test_cli_site_usage_errors(tmp_path, capsys):
+    lesson = tiny_lesson(tmp_path / "05_tiny.ipynb", 5, (30, 200, 30))
+    (tmp_path / "afile").write_text("x")
+    assert main(["site", "--teacher", str(lesson), "--out", str(tmp_path / "afile")]) == 2
+    assert f"--out {tmp_path / 'afile'}: is a file; expected a folder" in capsys.readouterr().err
+    assert main(["site", str(lesson), "--teaching", str(tmp_path / "g.md"), "--out", str(tmp_path)]) == 2
+    assert "--teaching goes with --teacher" in capsys.readouterr().err
+
+
+# --- the student site, on a tiny lesson with an exercise -------------------------------------------
+
+SOLUTION = "def double(x):\n    ### BEGIN SOLUTION\n    return x + x  # the secret line\n    ### END SOLUTION"
+CHECK = ("assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(0) == 0  # hidden check\n"
+         "### END HIDDEN TESTS")
+
+
+def exercise_lesson(path: Path) -> Path:
+    png = base64.b64encode(png_bytes((200, 200, 30))).decode()
+    nb = new_notebook(cells=[
+        new_markdown_cell(f"# 03 · Exercise lesson\n\n{MATH}\n\n## 1. Doubling\n\nText."),
+        new_code_cell("figure()", execution_count=1, outputs=[
+            new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]),
+        new_markdown_cell("### Exercise 3.1: double"),
+        new_code_cell(SOLUTION, execution_count=2),
+        new_code_cell(CHECK, execution_count=3,
+                      outputs=[new_output("stream", name="stdout", text="passed\n")]),
+        new_markdown_cell("### Predict, then run: what is double(0)?"),
+        new_markdown_cell("**Answer.** Zero, $0 + 0 = 0$.", metadata={"tags": ["answer"],
+                                                                   "jupyter": {"source_hidden": True}}),
+        new_markdown_cell("## 2. The end"),
+    ])
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    mark_solution(nb.cells[3], "double")
+    mark_check(nb.cells[4], "double_check", points=2)
+    nbformat.write(nb, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
-def lesson_site(tmp_path_factory) -> Path:
-    notebooks = lesson_notebooks(ROOT / "notebooks")
-    if not notebooks:
-        pytest.skip("no notebooks/NN_*.ipynb")
-    out = tmp_path_factory.mktemp("lessons") / "site"
-    teaching = ROOT / "docs" / "teaching.md"
-    build_site(notebooks, out, teaching=teaching if teaching.is_file() else None)
+def tiny_student_site(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tiny_student")
+    (folder / "notebooks").mkdir()
+    teacher = exercise_lesson(folder / "notebooks" / "03_ex.ipynb")
+    (folder / "student").mkdir()
+    student = folder / "student" / "03_ex.ipynb"
+    nbformat.write(make_student(nbformat.read(str(teacher), as_version=4)), str(student))
+    out = folder / "site"
+    build_site([student], out, student=True, outputs_from=folder / "notebooks")
+    return out, teacher
+
+
+def test_student_page_has_no_solution_and_marks_exercises(tiny_student_site):
+    out, _ = tiny_student_site
+    page = (out / "03_ex.html").read_text()
+    for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "the secret line", "hidden check"):
+        assert secret not in page
+    assert "YOUR CODE HERE" in text_of(page)
+    assert len(marked(page, "minildm-exercise")) == 1 and len(marked(page, "minildm-check")) == 1
+    assert ".celltag_minildm-exercise::before" in page  # the marks are styled (a label and a border)
+    assert 'Exercise: write your code here' in page
+    assert "data:image/png;base64," in page, "the lesson's figure comes from the teacher's stored output"
+    assert "passed" not in text_of(page), "a check cell keeps no output"
+    answers = re.findall(r"<details class=\"minildm-answer\"[^>]*>", page)
+    assert answers == ['<details class="minildm-answer">'], "the answer is folded away (no 'open')"
+    assert "Zero," in page.split('<details class="minildm-answer">')[1].split("</details>")[0]
+    assert "For teachers" not in (out / "index.html").read_text()
+
+
+def test_student_site_refuses_a_teachers_notebook(tiny_student_site, tmp_path):
+    _, teacher = tiny_student_site
+    with pytest.raises(RuntimeError, match=r"cell 3 \(0-based index\) holds '### BEGIN SOLUTION'"):
+        build_site([teacher], tmp_path / "site", student=True)
+    with pytest.raises(ValueError, match="teacher's guide shows solutions"):
+        build_site([teacher], tmp_path / "site", student=True, teaching=tmp_path / "guide.md")
+
+
+# --- the real lessons, with the outputs stored in them (no execution) -----------------------------
+
+
+def marked(page: str, tag: str) -> list[str]:
+    """The elements of a page whose class holds the cell tag ``tag``."""
+    return re.findall(rf'class="[^"]*\bcelltag_{tag}\b[^"]*"', page)
+
+
+def text_of(page: str) -> str:
+    """What a page says, tags stripped (code highlighting splits a line into spans)."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", "", page, flags=re.DOTALL | re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+# solution lines a lesson shows elsewhere on purpose, by notebook name (none: a solution printed elsewhere in
+# its lesson gives the exercise away)
+SHOWN_ON_PURPOSE: dict[str, set[str]] = {}
+
+
+def solution_lines(notebooks: list[Path]) -> dict[str, list[str]]:
+    """The non-trivial lines of each teacher's notebook's solution regions, by notebook name: stripped,
+    16 characters or more, and not ordinary code of another lesson (``with torch.no_grad():``)."""
+    inside: dict[str, list[str]] = {}
+    outside: dict[str, set[str]] = {}
+    for path in notebooks:
+        found, other = inside.setdefault(path.name, []), outside.setdefault(path.name, set())
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            lines = cell.source.split("\n")
+            regions = [r for r in find_regions(cell.source) if r.kind == "solution"]
+            taken = {n for r in regions for n in range(r.begin, r.end + 1)}
+            found += [lines[n].strip() for n in sorted(taken) if len(lines[n].strip()) >= 16
+                      and "SOLUTION" not in lines[n]]
+            other.update(line.strip() for n, line in enumerate(lines) if n not in taken)
+    return {name: [line for line in lines if line not in SHOWN_ON_PURPOSE.get(name, set())
+                   and not any(line in outside[o] for o in outside if o != name)]
+            for name, lines in inside.items()}
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    """The lessons, student versions and guide, copied (the sites are built from a fixed copy)."""
+    folder = tmp_path_factory.mktemp("snapshot")
+    for name in ("notebooks", "student"):
+        (folder / name).mkdir()
+        for path in lesson_notebooks(ROOT / name):
+            shutil.copy(path, folder / name / path.name)
+    if not lesson_notebooks(folder / "notebooks") or not lesson_notebooks(folder / "student"):
+        pytest.skip("no notebooks/NN_*.ipynb or student/NN_*.ipynb")
+    (folder / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "teaching.md", folder / "docs" / "teaching.md")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def student_site(snapshot) -> Path:
+    out = snapshot / "site"
+    build_site(lesson_notebooks(snapshot / "student"), out, student=True, outputs_from=snapshot / "notebooks")
     return out
 
 
-def test_lesson_site_is_complete_and_offline(lesson_site):
-    notebooks = lesson_notebooks(ROOT / "notebooks")
-    index = (lesson_site / "index.html").read_text()
+@pytest.fixture(scope="module")
+def lesson_site(snapshot) -> Path:
+    out = snapshot / "site-teacher"
+    build_site(lesson_notebooks(snapshot / "notebooks"), out, teaching=snapshot / "docs" / "teaching.md")
+    return out
+
+
+def test_no_student_page_holds_a_solution(snapshot, student_site, lesson_site):
+    solutions = solution_lines(lesson_notebooks(snapshot / "notebooks"))
+    assert all(solutions.values()), f"a lesson's solutions were not found: {solutions}"
+    teacher_text = {p.name: text_of(p.read_text()) for p in lesson_site.glob("*.html")}
+    leaks = []
+    for page in sorted(student_site.glob("*.html")):
+        raw = page.read_text()
+        assert "BEGIN SOLUTION" not in raw and "BEGIN HIDDEN TESTS" not in raw, page.name
+        text = text_of(raw)
+        own = solutions.get(page.stem + ".ipynb", [])
+        leaks += [f"{page.name}: {line!r}" for line in own if line in text]
+    assert not leaks, "solution lines on the student site:\n" + "\n".join(leaks)
+    for name, lines in solutions.items():  # the search itself finds them where they are shown
+        missing = [line for line in lines if line not in teacher_text[name.replace(".ipynb", ".html")]]
+        assert not missing, f"the teacher's page of {name} should show {missing[:2]}"
+    assert not (student_site / "teaching.html").exists()
+
+
+def test_exercises_marked_and_answers_folded(snapshot, student_site):
+    for path in lesson_notebooks(snapshot / "student"):
+        cells = nbformat.read(str(path), as_version=4).cells
+        page = (student_site / f"{path.stem}.html").read_text()
+        solutions = sum(is_solution(c) for c in cells)
+        assert len(marked(page, "minildm-exercise")) == solutions, path.name
+        answers = sum("answer" in c.metadata.get("tags", []) for c in cells)
+        assert page.count('<details class="minildm-answer">') == answers, path.name
+
+
+LINK = re.compile(r"""<(?:a|link|img|script|source)\b[^>]*?\b(?:href|src)\s*=\s*(?:"([^"]*)"|'([^']*)')""",
+                  re.IGNORECASE)
+
+
+@pytest.mark.parametrize("which", ["student_site", "lesson_site"])
+def test_links_resolve_and_every_lesson_has_prev_next_and_contents(which, request, snapshot):
+    site = request.getfixturevalue(which)
+    lessons = sorted(p for p in site.glob("[0-9][0-9]_*.html"))
+    assert len(lessons) == len(lesson_notebooks(snapshot / "notebooks"))
+    for page in sorted(site.glob("*.html")):
+        raw = page.read_text()
+        ids = set(re.findall(r'\bid="([^"]+)"', raw))
+        for link in (double or single for double, single in LINK.findall(raw)):
+            if link.startswith(("http:", "https:", "mailto:", "data:", "javascript:")):
+                continue
+            target, _, fragment = html.unescape(link).partition("#")
+            target = target.split("?")[0]
+            if target:
+                assert (page.parent / target).is_file(), f"{page.name}: {link} does not resolve"
+            elif fragment:
+                assert fragment in ids or html.escape(fragment) in ids, f"{page.name}: #{fragment}"
+    for i, page in enumerate(lessons):
+        raw = page.read_text()
+        nav = raw.split('<nav class="minildm-nav">')[1].split("</nav>")[0]
+        assert 'href="index.html"' in nav
+        assert ('rel="prev"' in nav) == (i > 0) and ('rel="next"' in nav) == (i + 1 < len(lessons)), page.name
+        if i > 0:
+            assert f'rel="prev" href="{lessons[i - 1].name}"' in nav, page.name
+        if i + 1 < len(lessons):
+            assert f'rel="next" href="{lessons[i + 1].name}"' in nav, page.name
+        sections = re.findall(r'<h2 id="([^"]+)"', raw)
+        assert sections and all(f'href="#{anchor}"' in nav for anchor in sections), page.name
+
+
+def test_builds_are_byte_identical(snapshot, student_site, tmp_path):
+    again = tmp_path / "again"
+    build_site(lesson_notebooks(snapshot / "student"), again, student=True,
+               outputs_from=snapshot / "notebooks")
+    names = sorted(p.name for p in student_site.glob("*.html"))
+    assert names == sorted(p.name for p in again.glob("*.html"))
+    for name in names:
+        assert (student_site / name).read_bytes() == (again / name).read_bytes(), name
+    teacher = lesson_notebooks(snapshot / "notebooks")[:2]  # two lessons and the guide, twice
+    pages = []
+    for out in (tmp_path / "t1", tmp_path / "t2"):
+        build_site(teacher, out, teaching=snapshot / "docs" / "teaching.md")
+        pages.append({p.name: p.read_bytes() for p in out.glob("*.html")})
+    assert pages[0] == pages[1] and "teaching.html" in pages[0]
+
+
+def test_lesson_site_is_complete_and_offline(snapshot, lesson_site, student_site):
+    notebooks = lesson_notebooks(snapshot / "notebooks")
+    for site in (lesson_site, student_site):
+        index = (site / "index.html").read_text()
+        for path in notebooks:
+            page = (site / f"{path.stem}.html").read_text()
+            assert f'href="{path.stem}.html"' in index
+            assert external_resources(page) == [], path.name
     for path in notebooks:
-        page = (lesson_site / f"{path.stem}.html").read_text()
-        assert f'href="{path.stem}.html"' in index
-        assert external_resources(page) == [], path.name
         cells = nbformat.read(str(path), as_version=4).cells
         stored = sum("image/png" in out.get("data", {}) for cell in cells if cell.cell_type == "code"
                      for out in cell.outputs)
+        page = (lesson_site / f"{path.stem}.html").read_text()
         assert page.count("data:image/png;base64,") >= stored, f"{path.name}: a stored figure is missing"
+        student_page = (student_site / f"{path.stem}.html").read_text()
+        assert "data:image/png;base64," in student_page, f"{path.name}: no figure on the student page"
 
 
 def test_lesson_site_renders_in_chromium(lesson_site, chromium, tmp_path):
     lines = check_site(lesson_site, tmp_path / "screenshots")  # RuntimeError names a page that fails
     assert len(lines) == len(list(lesson_site.glob("*.html")))
     assert len(list((tmp_path / "screenshots").glob("*.png"))) == len(lines)
+
+
+def test_student_site_renders_and_shows_no_solution_in_chromium(snapshot, student_site, chromium):
+    from concurrent.futures import ThreadPoolExecutor
+
+    solutions = solution_lines(lesson_notebooks(snapshot / "notebooks"))
+    pages = sorted(student_site.glob("*.html"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        opened = list(pool.map(page_report, pages))
+    shown = []
+    for page, (report, dom) in zip(pages, opened):
+        assert report["broken"] == [], f"{page.name}: images that did not load: {report['broken']}"
+        if page.name == "index.html":
+            continue
+        assert report["images"] > 0 and report["math"] > 0, (page.name, report)
+        assert report["math_errors"] == 0 and report["raw_math"] == [], (page.name, report)
+        text = text_of(dom)
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, page.name
+        own = solutions.get(page.stem + ".ipynb", [])
+        shown += [f"{page.name}: {line!r}" for line in own if line in text]
+        assert re.search(r'<details class="minildm-answer" open', dom) is None, page.name
+    assert not shown, "the student site shows solution lines:\n" + "\n".join(shown)

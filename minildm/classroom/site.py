@@ -322,19 +322,27 @@ def build_site(notebooks: Sequence[str | Path], out: str | Path = "site",
     return out / INDEX
 
 
-def check_site(out: str | Path, screenshots: str | Path | None = None) -> list[str]:
-    """Open every page of the site in ``out`` in headless, offline Chromium: RuntimeError unless
-    its images loaded and its math was typeset (no MathJax error, no TeX left as text); one
-    summary line per page. With ``screenshots``, save a screenshot of each page there
+def check_site(out: str | Path, screenshots: str | Path | None = None, jobs: int = 4) -> list[str]:
+    """Open every page of the site in ``out`` in headless, offline Chromium (``jobs`` at a time):
+    RuntimeError unless its images loaded and its math was typeset (no MathJax error, no TeX left
+    as text); one summary line per page. With ``screenshots``, save a screenshot of each page there
     (``NAME.png``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from minildm.classroom.browser import page_report
 
-    lines, failures = [], []
     if screenshots is not None:
         Path(screenshots).mkdir(parents=True, exist_ok=True)
-    for page in sorted(Path(out).glob("*.html")):
+    pages = sorted(p for p in Path(out).glob("*.html") if not p.name.startswith("_check_"))
+
+    def one(page: Path) -> dict[str, Any]:
         png = Path(screenshots) / f"{page.stem}.png" if screenshots is not None else None
-        report, _ = page_report(page, png)
+        return page_report(page, png)[0]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        reports = list(pool.map(one, pages))
+    lines, failures = [], []
+    for page, report in zip(pages, reports):
         lines.append(f"{page.name}: {report['images']} images ({len(report['broken'])} broken), "
                      f"{report['math']} formulas ({report['math_errors']} errors, "
                      f"{len(report['raw_math'])} left as TeX)")
