@@ -84,6 +84,8 @@ def mask_tensor(mask: torch.Tensor, name: str = "mask") -> torch.Tensor:
     if mask.ndim != 4 or mask.shape[1] != 1:
         raise ValueError(f"{name} must be single-channel, (H, W) or (B, 1, H, W), "
                          f"got {tuple(mask.shape)}")
+    if mask.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(mask.shape)}: give a mask of the image's size")
     if mask.min() < 0 or mask.max() > 1:
         low, high = mask.min().item(), mask.max().item()
         raise ValueError(f"{name} must have values in [0, 1] (1 = repaint), got {low:g} to {high:g}")

@@ -265,6 +265,8 @@ API_CASES = [
      r"omit_prob must be a number in \[0, 1\], got nan"),
     ("ShapesDataset fraction a str", lambda p: ShapesDataset(4, two_object_fraction="0.5"), ValueError,
      r"two_object_fraction must be a number in \[0, 1\], got '0\.5'"),
+    ("ShapesDataset one caption", lambda p: ShapesDataset(captions="a red circle"), ValueError,
+     r"captions must be a list of str \(one image each\), got one str 'a red circle': pass \['a red"),
     ("two_peaks seed -1", lambda p: two_peaks(10, seed=-1), ValueError, r"seed must be an int in \[0,"),
     ("prompt_set seed 2**64", lambda p: prompt_set("one", 2, seed=2**64), ValueError,
      r"seed must be an int in"),
@@ -305,6 +307,7 @@ def test_inpaint_checks_sizes_at_the_door(inpaint):
         (torch.zeros(3, 64, 64), torch.ones(64, 64), r"image is 64 x 64 \(W x H\); this model works at 32"),
         (torch.zeros(3, 32, 32), torch.ones(64, 64), r"mask is \(64, 64\) but the image is \(32, 32\)"),
         (torch.zeros(0, 3, 32, 32), mask, r"image is an empty batch"),
+        (torch.zeros(3, 32, 32), torch.zeros(0, 1, 32, 32), r"mask is empty, shape \(0, 1, 32, 32\)"),
     ]
     for image, m, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -56,6 +56,10 @@ class ShapesDataset(Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         two_object_fraction = check_probability("two_object_fraction", two_object_fraction)
         omit_prob = check_probability("omit_prob", omit_prob)
+        if isinstance(captions, str) or not (captions is None or isinstance(captions, (list, tuple))):
+            one = isinstance(captions, str)
+            got = f"one str {captions!r}: pass [{captions!r}]" if one else repr(captions)
+            raise ValueError(f"captions must be a list of str (one image each), got {got}")
         if captions is None:
             size = check_positive_int("size", size)
         seed, image_size = check_seed(seed), check_positive_int("image_size", image_size)
