@@ -163,6 +163,9 @@ def test_cli_site_usage_errors(tmp_path, capsys):
     assert f"--out {tmp_path / 'afile'}: is a file; expected a folder" in capsys.readouterr().err
     assert main(["site", str(lesson), "--teaching", str(tmp_path / "g.md"), "--out", str(tmp_path)]) == 2
     assert "--teaching goes with --teacher" in capsys.readouterr().err
+    missing = tmp_path / "notebookz"
+    assert main(["site", str(lesson), "--outputs-from", str(missing), "--out", str(tmp_path / "s")]) == 2
+    assert f"--outputs-from {missing}: no such folder" in capsys.readouterr().err
 
 
 # --- the student site, on a tiny lesson with an exercise -------------------------------------------

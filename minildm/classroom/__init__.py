@@ -1,6 +1,7 @@
 """minildm.classroom: the course's classroom tooling (exercises with automatic checks, student
-notebooks, an offline course site). It is notebook tooling: it imports neither torch nor the rest
-of minildm, only nbformat (and nbconvert for the site).
+notebooks, the offline student and teacher sites, the teacher's guide's lesson table). It is
+notebook tooling: it imports neither torch nor the rest of minildm, only nbformat (and nbconvert
+for the sites).
 
 The exercise convention (nbgrader's, so that ``nbgrader generate_assignment`` / ``autograde``
 work on the lesson notebooks as they are; ``docs/teaching.md`` says the same for teachers):
@@ -47,7 +48,8 @@ markers), hidden tests outside a check cell, duplicate grade_ids, and nbgrader m
 nbgrader's schema (version 3) would refuse.
 
 Commands (``python -m minildm.classroom --help``): ``student`` (``make student``),
-``check-student`` (run by ``make test``) and ``site`` (``make site``).
+``check-student`` (run by ``make test``), ``site`` (``make site``, the student site; ``--teacher``:
+``make site-teacher``) and ``teaching`` (``make teaching``; ``--check`` is run by ``make test``).
 """
 
 from minildm.classroom.exercises import ExerciseError, mark_check, mark_solution

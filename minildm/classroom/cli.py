@@ -35,7 +35,8 @@ class UsageError(ValueError):
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("notebooks", nargs="*", type=Path,
-                        help=f"notebooks (default: every {NOTEBOOKS}/NN_*.ipynb)")
+                        help=f"notebooks (default: every {NOTEBOOKS}/NN_*.ipynb; for the student site "
+                        f"every {STUDENT}/NN_*.ipynb)")
     common.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     parser = argparse.ArgumentParser(prog=f"python -m {PROG}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -118,8 +119,8 @@ def _site(args: argparse.Namespace) -> int:
     else:
         if args.teaching is not None:
             raise UsageError("--teaching goes with --teacher: the teacher's guide shows solutions")
-        index = build_site(_notebooks(args.notebooks, STUDENT), out, student=True,
-                           outputs_from=args.outputs_from)
+        outputs_from = _folder(args.outputs_from, "--outputs-from", must_exist=True)
+        index = build_site(_notebooks(args.notebooks, STUDENT), out, student=True, outputs_from=outputs_from)
     print(f"wrote {index}")
     if args.check:
         for line in check_site(out, out / "screenshots"):
