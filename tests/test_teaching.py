@@ -17,6 +17,7 @@ from minildm.classroom.teaching import (
     PIPELINE_DEFAULTS,
     duration,
     fill_guide,
+    lesson_exercises,
     lessons_table,
     loaded_checkpoints,
     read_lesson,
@@ -92,12 +93,13 @@ def test_each_column_is_read_from_the_notebook(tmp_path, checkpoints):
     assert facts.checkpoints == ["text2img_unet", "toy2d", "text2img", "vae", "clip"]
     assert [(e.number, e.title, e.difficulty, e.points) for e in facts.exercises] == [
         ("7.1", "one step", "warm-up", 2), ("7.2", "no label", "", 1)]
+    assert facts.exercises[0].time == "a minute"
     assert facts.predict == 1 and facts.seconds == pytest.approx(72.5) and facts.date == "2026-11-28"
     row = lessons_table([path], checkpoints).splitlines()[2]
     assert row == ("| [07 · A lesson](../notebooks/07_lesson.ipynb) | The first idea; The second idea | "
                    "03, 04, 05, 06 | `text2img_unet`, `toy2d`, `text2img`, `vae`, `clip` | 7.1 one step "
-                   "(warm-up, 2 points); 7.2 no label (1 point); 1 predict-then-run question (not graded); "
-                   "3 points in all | 1 min 12 s (2026-11-28) |")
+                   "(warm-up, 2 points, a minute); 7.2 no label (1 point); 1 predict-then-run question "
+                   "(not graded); 3 points in all | 1 min 12 s (2026-11-28) |")
 
 
 def test_metadata_overrides_objectives_and_prerequisites(tmp_path, checkpoints):
@@ -112,8 +114,24 @@ def test_heading_points_must_agree_with_the_check_cells(tmp_path, checkpoints):
     nb = lesson()
     nb.cells[2].source = nb.cells[2].source.replace("2 points", "3 points")
     nbformat.write(nb, str(tmp_path / "07_lesson.ipynb"))
-    with pytest.raises(ValueError, match="exercise 7.1's heading says 3 points, its check cells give 2"):
+    with pytest.raises(ValueError, match="exercise 7.1's text says 3 points, its check cells give 2"):
         read_lesson(tmp_path / "07_lesson.ipynb", checkpoints)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("*Difficulty: core · CPU time: about 1 s · 2 points*", ("core", "about 1 s", 2)),
+    ("Write it by hand. Difficulty: warm-up. CPU time: under a second.", ("warm-up", "under a second", 2)),
+    ("No label here.", ("", "", 2)),
+])
+def test_difficulty_line_in_the_exercise_text(text, expected):
+    nb = lesson()
+    nb.cells[2].source = f"## 1. The first idea\n\n### Exercise 7.1: one step\n\n{text}"
+    first = lesson_exercises(nb)[0][0]
+    assert (first.difficulty, first.time, first.points) == expected
+    nb.cells[2].source = nb.cells[2].source.replace("2 points", "1 point")
+    if "points" in text:
+        with pytest.raises(ValueError, match="7.1's text says 1 points, its check cells give 2"):
+            lesson_exercises(nb, "07.ipynb")
 
 
 def test_run_time_needs_one_whole_run():

@@ -13,9 +13,11 @@ with one row per lesson, every fact read from the notebook itself:
   pipeline's ``from_pretrained()`` without a folder (the pipeline's default checkpoint), and, when a
   pipeline loads one, the VAE and CLIP its ``config.json`` names; ``load_tokenizer()`` adds
   ``data/tokenizer``;
-- **exercises**: each ``### Exercise N.M (difficulty, P points, ...): title`` heading with the points of
-  its check cells (nbgrader metadata; points the heading states must agree), the hand-graded written
-  answers and the *predict, then run* questions;
+- **exercises**: each ``### Exercise N.M: title`` heading with the points of its check cells (nbgrader
+  metadata), its difficulty and CPU time as its text states them, either in the heading's parentheses
+  (``### Exercise 10.1 (easy, 1 point, under a second): ...``) or on a line
+  ``*Difficulty: core · CPU time: about 1 s · 2 points*`` (points stated there must agree with the check
+  cells'), the hand-graded written answers and the *predict, then run* questions;
 - **last run**: from the start of the first code cell to the end of the last, by the timestamps that
   nbclient (``jupyter nbconvert --execute``, ``make execute-notebooks``) stores in each code cell's
   ``metadata["execution"]``, and that run's date. Cells with no timestamps, or from different runs
@@ -50,7 +52,10 @@ _PREDICT = re.compile(r"^#{2,4}\s+Predict, then run\b", re.MULTILINE)
 _SECTION = re.compile(r"^##\s+(\d+)\.\s+(.+?)\s*$", re.MULTILINE)
 _LESSON_REFS = re.compile(r"\b[Ll]essons?\s+(\d\d(?:\s*(?:-|–|to|and|,|or)\s*\d\d)*)")
 _POINTS = re.compile(r"^(\d+)\s+points?$")
-_TIME = re.compile(r"\b(second|minute|hour)s?\b")
+_TIME = re.compile(r"\b(second|minute|hour)s?\b|\b\d+\s*(?:s|min)\b")
+# "*Difficulty: core · CPU time: about 1 s · 2 points*" (or "Difficulty: core. CPU time: under a second.")
+_DIFFICULTY_LINE = re.compile(r"Difficulty:[^\n]*")
+_LABELLED = re.compile(r"^(Difficulty|CPU time):\s*(.+)$")
 _LOADS = (
     (re.compile(r'checkpoint_dir\(\)\s*/\s*["\'](\w+)["\']'), None),
     (re.compile(r'load_pretrained\(\s*["\'](\w+)["\']'), None),
@@ -70,6 +75,21 @@ class Exercise:
     difficulty: str = ""
     points: float = 0
     stated_points: int | None = None
+    time: str = ""
+
+    def describe(self, parts: list[str]) -> None:
+        """Read "difficulty, points, time" parts (a heading's parentheses or a "Difficulty:" line)."""
+        for part in parts:
+            labelled = _LABELLED.match(part)
+            if labelled:
+                field_name = "difficulty" if labelled.group(1) == "Difficulty" else "time"
+                setattr(self, field_name, labelled.group(2))
+            elif points := _POINTS.match(part):
+                self.stated_points = int(points.group(1))
+            elif _TIME.search(part):
+                self.time = part
+            elif not self.difficulty:
+                self.difficulty = part
 
 
 @dataclass
@@ -102,11 +122,12 @@ def lesson_exercises(nb: Any, name: str = "notebook") -> tuple[list[Exercise], f
         if cell.cell_type == "markdown":
             predict += len(_PREDICT.findall(cell.source))
             for number, inside, title in _EXERCISE.findall(cell.source):
-                parts = [p.strip() for p in inside.split(",") if p.strip()]
-                stated = next((int(m.group(1)) for p in parts if (m := _POINTS.match(p))), None)
-                words = [p for p in parts if not _POINTS.match(p) and not _TIME.search(p)]
-                current = Exercise(number, title, words[0] if words else "", 0, stated)
+                current = Exercise(number, title)
+                current.describe([p.strip() for p in inside.split(",") if p.strip()])
                 exercises.append(current)
+            for line in _DIFFICULTY_LINE.findall(cell.source) if current is not None else []:
+                parts = re.split(r"\s+·\s+|\.\s+", line.strip().rstrip("*_ "))
+                current.describe([p.strip().rstrip(".") for p in parts if p.strip()])
             if is_solution(cell) and is_check_markdown(cell):
                 written += float(nbgrader(cell).get("points", 0))
         elif is_check(cell):
@@ -116,7 +137,7 @@ def lesson_exercises(nb: Any, name: str = "notebook") -> tuple[list[Exercise], f
             current.points += float(nbgrader(cell).get("points", 0))
     for exercise in exercises:
         if exercise.stated_points is not None and exercise.stated_points != exercise.points:
-            raise ValueError(f"{name}: exercise {exercise.number}'s heading says {exercise.stated_points} "
+            raise ValueError(f"{name}: exercise {exercise.number}'s text says {exercise.stated_points} "
                              f"points, its check cells give {_number(exercise.points)}")
     return [e for e in exercises if e.points or e.stated_points is not None], written, predict
 
@@ -228,7 +249,7 @@ def lesson_row(lesson: Lesson, link_prefix: str = "../notebooks/") -> str:
     parts = []
     for e in lesson.exercises:
         points = f"{_number(e.points)} point{'s' if e.points != 1 else ''}"
-        how = f"{e.difficulty}, {points}" if e.difficulty else points
+        how = ", ".join(x for x in (e.difficulty, points, e.time) if x)
         parts.append(f"{e.number} {e.title} ({how})")
     if lesson.written_points:
         parts.append(f"written answers graded by hand ({_number(lesson.written_points)} points)")
