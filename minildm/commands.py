@@ -251,9 +251,16 @@ def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
     )
 
 
-def _naming(err: OSError, what: str) -> OSError:
-    """``err`` again (same errno, same type), its message saying ``what`` could not be done."""
-    return OSError(err.errno, f"{what}: {err.strerror or err}") if err.errno else OSError(f"{what}: {err}")
+def _naming(err: Exception, what: str) -> OSError | None:
+    """``err`` as an OSError of the same errno (and type) whose message says ``what`` could not be
+    done; None when it is no system error."""
+    from minildm.utils import os_error_code
+
+    code = err.errno if isinstance(err, OSError) else os_error_code(err)
+    if not code:
+        return OSError(f"{what}: {err}") if isinstance(err, OSError) else None
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else os.strerror(code)
+    return OSError(code, f"{what}: {reason}")
 
 
 def _stage_images(images, save_dir: Path) -> Path:
@@ -272,7 +279,7 @@ def _stage_images(images, save_dir: Path) -> Path:
             try:
                 Image.fromarray(image).save(staging / name, format="PNG")
             except OSError as err:
-                raise _naming(err, f"cannot write {str(save_dir / name)!r}") from err
+                raise _naming(err, f"cannot write {str(save_dir / name)!r}") from err  # (an OSError)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -424,10 +431,21 @@ def tokenizer_command(output: Path | None) -> None:
                          "tokenizer_config.json), made if missing: name a folder")
     check_writable_folder(folder, "-o")
     tokenizer = build_tokenizer()
-    try:
-        path = save_tokenizer(tokenizer, folder)
-    except OSError as err:
-        raise _naming(err, f"cannot write the tokenizer to {str(folder)!r}") from err
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:  # written beside, then moved in: a full disk leaves the earlier files whole
+        save_tokenizer(tokenizer, staging)
+        folder.mkdir(exist_ok=True)
+        for file in sorted(staging.iterdir()):
+            os.replace(file, folder / file.name)
+    except Exception as err:
+        named = _naming(err, f"cannot write the tokenizer to {str(folder)!r}")
+        if named is None:
+            raise
+        raise named from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    path = folder
     print(f"tokenizer ({len(tokenizer)} tokens, context length {tokenizer.model_max_length}) "
           f"written to {path.resolve()}")
 

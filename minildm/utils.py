@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -217,6 +218,12 @@ def figure_path(path: str | Path) -> Path:
     return path if path.suffix else path.with_suffix(".png")
 
 
+def os_error_code(err: BaseException) -> int | None:
+    """The errno a library's own exception reports in its text (Rust's "(os error 28)"), if any."""
+    found = re.search(r"\(os error (\d+)\)", str(err)) if isinstance(err, Exception) else None
+    return int(found.group(1)) if found else None
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix), then rename it over
     ``path`` (``os.replace`` is atomic): an interrupted write never leaves a truncated file, and the
@@ -236,8 +243,11 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     except BaseException as err:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and err.errno is not None:  # say which file could not be written
-            raise OSError(err.errno, f"cannot write {str(path)!r}: {err.strerror or err}") from err
+        # say which file could not be written (safetensors reports "... (os error 28)", no OSError)
+        code = err.errno if isinstance(err, OSError) else os_error_code(err)
+        if code:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else os.strerror(code)
+            raise OSError(code, f"cannot write {str(path)!r}: {reason}") from err
         raise
     return path
 

@@ -354,10 +354,12 @@ def test_a_full_disk_names_the_file_and_writes_nothing(tmp_path, capsys, monkeyp
 
 
 def test_a_full_disk_while_saving_a_checkpoint_names_it(tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
     import minildm.checkpoints
 
-    def full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def full(*args, **kwargs):  # what safetensors raises (its text alone gives the errno)
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     monkeypatch.setattr(minildm.checkpoints, "save_file", full)
     out = tmp_path / "out"
@@ -367,6 +369,23 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it(tmp_path, capsys, monkey
     assert err.count("\n") == 1 and "[Errno 28] cannot write '" in err and "No space left on device" in err
     assert ".safetensors'" in err, err  # the file, not a temporary name
     assert not list(out.glob(".*")) and not list((tmp_path / "r").glob(".*"))  # no temporary file left
+
+
+def test_tokenizer_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
+    import minildm.text
+
+    assert main(["tokenizer", "-o", str(tmp_path / "tok")]) == 0
+    before = _tree(tmp_path)
+
+    def full(tokenizer, folder):
+        (Path(folder) / "tokenizer.json").write_text("{ half")
+        raise Exception("No space left on device (os error 28)")  # what the tokenizers library raises
+
+    monkeypatch.setattr(minildm.text, "save_tokenizer", full)
+    assert main(["tokenizer", "-o", str(tmp_path / "tok")]) == 1
+    err = capsys.readouterr().err
+    assert f"[Errno 28] cannot write the tokenizer to '{tmp_path / 'tok'}': No space left on device" in err
+    assert _tree(tmp_path) == before
 
 
 def test_tokenizer_takes_no_seed(tmp_path, capsys):
