@@ -45,33 +45,40 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _call(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """One call: ``(output, seconds, peak MB it added)``."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        base = _rss_mb()
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        return out, seconds, (torch.cuda.max_memory_allocated() - base) / 2**20
+    return out, seconds, _rss_peak_mb() - base
+
+
 def measure(
-    fn: Callable[[], torch.Tensor], device: torch.device, repeats: int
-) -> tuple[torch.Tensor, float, float]:
-    """``(output, best seconds, peak MB added by one call)``."""
-    best, peak, out = float("inf"), 0.0, None
+    ours: Callable[[], torch.Tensor], theirs: Callable[[], torch.Tensor], device: torch.device, repeats: int
+) -> tuple[torch.Tensor, torch.Tensor, list[float], list[float]]:
+    """Both models called in turn ``repeats`` times (interleaved, so that a change of load on a shared
+    machine hits both): their outputs, and [best seconds, largest peak MB] of each."""
+    best = {"ours": [float("inf"), 0.0], "theirs": [float("inf"), 0.0]}
+    outputs = {}
     for _ in range(repeats):
-        out = None
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            base = _rss_mb()
-        start = time.perf_counter()
-        with torch.no_grad():
-            out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-        if device.type == "cuda":
-            used = (torch.cuda.max_memory_allocated() - base) / 2**20
-        else:
-            used = _rss_peak_mb() - base
-        peak = max(peak, used)
-    return out, best, peak
+        for name, fn in (("theirs", theirs), ("ours", ours)):
+            outputs[name] = None
+            outputs[name], seconds, mb = _call(fn, device)
+            best[name] = [min(best[name][0], seconds), max(best[name][1], mb)]
+    return outputs["ours"], outputs["theirs"], best["ours"], best["theirs"]
 
 
 def main() -> None:
@@ -132,8 +139,9 @@ def main() -> None:
         (f"VAE decode (1 image, {args.size}x{args.size})",
          lambda: ours_vae.decode(z), lambda: theirs_vae.decode(z).sample),
     ):
-        theirs_out, theirs_s, theirs_mb = measure(theirs_fn, device, args.repeats)
-        ours_out, ours_s, ours_mb = measure(ours_fn, device, args.repeats)
+        ours_out, theirs_out, (ours_s, ours_mb), (theirs_s, theirs_mb) = measure(
+            ours_fn, theirs_fn, device, args.repeats
+        )
         diff = (ours_out - theirs_out).abs().max().item()
         scale = theirs_out.abs().max().item()
         rows.append((name, diff, scale, ours_s, theirs_s, ours_mb, theirs_mb))
