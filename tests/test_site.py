@@ -228,6 +228,17 @@ def test_student_page_has_no_solution_and_marks_exercises(tiny_student_site):
     assert "For teachers" not in (out / "index.html").read_text()
 
 
+def test_pages_of_an_earlier_build_are_removed(tiny_student_site, tmp_path):
+    out, teacher = tiny_student_site
+    site = tmp_path / "site"
+    build_site([teacher], site, teaching=None)
+    (site / "teaching.html").write_text("the guide, with solutions")
+    student = out.parent / "student" / "03_ex.ipynb"
+    build_site([student], site, student=True, outputs_from=out.parent / "notebooks")
+    assert sorted(p.name for p in site.glob("*.html")) == ["03_ex.html", "index.html"]
+    assert "the secret line" not in (site / "03_ex.html").read_text()
+
+
 def test_student_site_refuses_a_teachers_notebook(tiny_student_site, tmp_path):
     _, teacher = tiny_student_site
     with pytest.raises(RuntimeError, match=r"cell 3 \(0-based index\) holds '### BEGIN SOLUTION'"):

@@ -288,7 +288,8 @@ def build_site(notebooks: Sequence[str | Path], out: str | Path = "site",
 
     With ``student``, the notebooks are student versions (see :func:`student_page_notebook`;
     ``outputs_from`` is the folder of the teacher's notebooks whose outputs are shown) and a
-    ``teaching`` guide is refused."""
+    ``teaching`` guide is refused. Pages in ``out`` that this build does not write (an earlier
+    build's) are removed, so that a teacher's page never stays in a student site."""
     if student and teaching is not None:
         raise ValueError("teaching: the teacher's guide shows solutions; it belongs to the teacher's site")
     out = Path(out)
@@ -319,6 +320,10 @@ def build_site(notebooks: Sequence[str | Path], out: str | Path = "site",
         _write_page(out / TEACHING, render_page(nb, guide, exporter, teaching.parent))
     lessons = [(href, title) for (href, _), title in zip(pages, titles)]
     _write_page(out / INDEX, _index(lessons, guide, student))
+    written = {href for href, _ in pages} | {INDEX} | ({TEACHING} if guide else set())
+    for stale in out.glob("*.html"):  # an earlier build's page (a teacher's page in a student site)
+        if stale.name not in written:
+            stale.unlink()
     return out / INDEX
 
 
