@@ -412,7 +412,7 @@ def evaluate_command(args: argparse.Namespace) -> str:
     check_phrase_scale(args.phrase_guidance)
     prompts = args.n * len(PROMPT_KINDS)
     check_fits(f"evaluate --n {args.n} ({prompts} prompts)", evaluation_bytes(prompts), "cpu",
-               "lower --n (64 gives intervals of about +-10 points per kind)")
+               "lower --n (default 64)")
     get_device(args.device)  # an unavailable device is refused before the model loads
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
     report = evaluate(pipe, n=args.n, seed=args.seed, phrase_guidance=args.phrase_guidance,
