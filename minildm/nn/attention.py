@@ -257,6 +257,7 @@ class SpatialTransformer(nn.Module):
         self.channels = channels
         self.context_dim = context_dim
         self.use_linear_projection = use_linear_projection
+        self.fused = False  # the fast path of use_fused_attention (see _tokens)
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
         if use_linear_projection:
             self.proj_in: nn.Module = nn.Linear(channels, inner_dim)
@@ -272,6 +273,12 @@ class SpatialTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.weight)  # zero-init: the block starts as the identity
         nn.init.zeros_(self.proj_out.bias)
 
+    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, H*W, C]``; with ``fused`` (:func:`use_fused_attention`) copied into
+        token-major order, which the Linear layers and LayerNorms of SD's 4096-token levels read faster."""
+        x = x.flatten(2).transpose(1, 2)
+        return x.contiguous() if self.fused else x
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``[B, channels, H, W]``, ``context`` ``[B, tokens, context_dim]`` (or None) -> like ``x``."""
         if x.dim() != 4 or x.shape[1] != self.channels:
@@ -279,11 +286,10 @@ class SpatialTransformer(nn.Module):
         b, _, h, w = x.shape
         x_in = x
         if self.use_linear_projection:  # SD 2.x: tokens first, then the Linear
-            x = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))
+            x = self.proj_in(self._tokens(self.norm(x)))
         else:
-            x = self.proj_in(self.norm(x))
             # [B, inner, H, W] -> [B, H*W, inner]: each pixel becomes a token
-            x = x.flatten(2).transpose(1, 2)
+            x = self._tokens(self.proj_in(self.norm(x)))
         for block in self.transformer_blocks:
             x = block(x, context=context)
         if self.use_linear_projection:
@@ -295,8 +301,9 @@ class SpatialTransformer(nn.Module):
 
 def use_fused_attention(model: nn.Module, fused: bool = True) -> nn.Module:
     """Switch every :class:`CrossAttention` in ``model`` (and the VAE's ``AttnBlock``, which has the
-    same switch) to PyTorch's fused attention kernel, or back to the plain matmuls; the same numbers
-    up to float rounding, much less memory at SD's sizes. Returns ``model``."""
+    same switch) to PyTorch's fused attention kernel, or back to the plain matmuls, and the
+    SpatialTransformers' tokens to token-major memory; the same numbers up to float rounding, much
+    less memory at SD's sizes. Returns ``model``."""
     if not isinstance(fused, bool):
         raise ValueError(f"fused must be a bool, got {fused!r}")
     for module in model.modules():
