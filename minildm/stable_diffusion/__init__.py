@@ -6,8 +6,8 @@
                                                text_encoder_path="path/to/stable-diffusion-v1-5")
     save_pretrained(pipe, "my-model")     # -> diffusers.StableDiffusionPipeline.from_pretrained("my-model")
 
-Nothing is downloaded here: a folder or a file on this machine is read (``huggingface-cli download``
-fetches one, online).
+Nothing is downloaded here: a folder or a file on this machine is read (``hf download``, the
+Hugging Face CLI, fetches one, online).
 
 - :mod:`minildm.stable_diffusion.configs`: diffusers' ``config.json`` <-> ``UNetConfig`` / ``VAEConfig``,
   and SD 1.5's and 2.x's configurations;
