@@ -78,12 +78,13 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    help="override the preset's batch size (refused when it cannot fit in memory)")
     p.add_argument("--lr", type=float, default=None,
                    help="override the preset's peak learning rate (a positive float, e.g. 1e-4); "
-                   "a resumed run may lower it")
+                   "--resume may change it, e.g. lower it after the run diverged")
     p.add_argument("--data-size", type=int, default=None, help="number of training images")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="where the resumable training state goes (default runs/<kind>)")
     p.add_argument("--out", type=Path, default=None,
-                   help="where the model checkpoint goes (default outputs/checkpoints/<kind>)")
+                   help="where the model checkpoint goes (default outputs/checkpoints/<kind>; one "
+                   "already there is replaced only with --overwrite or --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh even though --run-dir holds a training state or --out a model "
