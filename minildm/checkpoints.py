@@ -11,7 +11,8 @@ Two kinds of files:
 Every file is written to a temporary name and then renamed over the old one (``os.replace``
 is atomic on POSIX and Windows), so a crash mid-write never leaves a half-written checkpoint.
 
-Loading is here too, and only here: :func:`build_model` makes the (untrained) model a config
+The typed readers of a ``config.json`` live in :mod:`minildm.checkpoint_config`. Loading is here,
+and only here: :func:`build_model` makes the (untrained) model a config
 describes, :func:`load_pretrained` fills it with a checkpoint's weights, :func:`load_vae` and
 :func:`load_text_encoder` load the two frozen helpers of a latent pipeline. Inference imports
 nothing from training: a pipeline loads its parts with these functions alone.
@@ -19,12 +20,8 @@ nothing from training: a pipeline loads its parts with these functions alone.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +30,20 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
+from minildm.checkpoint_config import (
+    CONFIG_NAME,
+    check_scale_factor,
+    config_section,
+    config_value,
+)
 from minildm.nn import DiTConfig, DiTModel, UNetConfig, UNetModel
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.schedulers import DDPMScheduler
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
-from minildm.utils import atomic_write, get_device, is_real_number
+from minildm.utils import atomic_write, get_device
 from minildm.vae import AutoencoderKL, VAEConfig
 
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 STATE_NAME = "training_state.safetensors"
 
 
@@ -94,102 +96,6 @@ def read_config(folder: str | Path, expected_kind: str | None = None) -> dict:
             f"checkpoint {str(folder)!r} holds a {config.get('kind')!r} model, expected {expected_kind!r}"
         )
     return config
-
-
-#: what each JSON type is called in an error message
-_TYPE_NAMES = {dict: "a JSON object", list: "a list", str: "a str", int: "an int", float: "a number",
-               bool: "true or false"}
-_MISSING = object()
-
-
-def _is_type(value: object, expected: type) -> bool:
-    """JSON's notion of ``expected``: an int is a float too; a bool is neither."""
-    if expected is float:
-        return is_real_number(value)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is list:
-        return isinstance(value, (list, tuple))
-    return isinstance(value, expected)
-
-
-def _where(folder: str | Path | None) -> str:
-    return repr(str(Path(folder) / CONFIG_NAME)) if folder is not None else "the checkpoint config"
-
-
-def config_value(
-    config: dict, key: str, expected: type, folder: str | Path | None, default: Any = _MISSING
-) -> Any:
-    """``config[k1][k2]...`` for ``key = "k1.k2..."``, from the ``config.json`` of ``folder``, checked to
-    be of type ``expected`` (dict, list, str, int, float or bool; a float must be finite). A missing key
-    (without ``default``) or a value of another type raises a ValueError naming the file, the key and
-    the type expected: every reader of a checkpoint config goes through here."""
-    where, parts = _where(folder), key.split(".")
-    value: Any = config
-    for depth, part in enumerate(parts):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: {'.'.join(parts[:depth])!r} must be a JSON object, got {value!r}")
-        if part not in value:
-            if default is not _MISSING and depth == len(parts) - 1:
-                return default
-            absent, wanted = ".".join(parts[: depth + 1]), expected if depth == len(parts) - 1 else dict
-            kind = "section" if wanted is dict else "entry"
-            raise ValueError(f"{where} has no {absent!r} {kind} (expected {_TYPE_NAMES[wanted]}): the config "
-                             "is incomplete (edited by hand, or written by another program?)")
-        value = value[part]
-    if not _is_type(value, expected) or (expected is float and not math.isfinite(value)):
-        raise ValueError(f"{where}: {key!r} must be {_TYPE_NAMES[expected]}"
-                         f"{' (finite)' if expected is float else ''}, got {value!r}")
-    return value
-
-
-def _annotation_types(annotation: Any) -> tuple[type, ...] | None:
-    """The JSON types a parameter annotated ``annotation`` may hold (None: unchecked)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        parts = [_annotation_types(a) for a in typing.get_args(annotation)]
-        return None if any(p is None for p in parts) else tuple(t for p in parts for t in p)
-    base = origin or annotation
-    if base is type(None):
-        return (type(None),)
-    if base in (tuple, list):
-        return (list,)
-    return (base,) if base in (int, float, str, bool, dict) else None
-
-
-def _item_type(annotation: Any) -> type | None:
-    """The type of every item of a list annotated ``annotation`` (``tuple[int, ...]`` -> int), or None."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return next((t for t in map(_item_type, args) if t is not None), None)
-    items = {a for a in args if a is not Ellipsis}
-    if origin in (tuple, list) and len(items) == 1 and next(iter(items)) in (int, float, str, bool):
-        return next(iter(items))
-    return None
-
-
-def config_section(config: dict, key: str, target: Any, folder: str | Path | None) -> dict:
-    """The section ``key`` of a checkpoint config as keyword arguments of ``target`` (a config
-    dataclass, or a class whose ``__init__`` takes them), each checked against its type annotation:
-    an unknown key or a value of another type raises a ValueError naming the file and the key."""
-    section = config_value(config, key, dict, folder)
-    hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else target.__init__)
-    where = _where(folder)
-    for name, value in section.items():
-        if name not in hints or name == "return":
-            known = sorted(k for k in hints if k != "return")
-            raise ValueError(f"{where}: unknown key {key + '.' + name!r} (expected some of {known})")
-        allowed = _annotation_types(hints[name])
-        if allowed is not None and not any(
-            value is None if t is type(None) else _is_type(value, t) for t in allowed
-        ):
-            names = " or ".join(_TYPE_NAMES.get(t, "null") for t in allowed)
-            raise ValueError(f"{where}: {key + '.' + name!r} must be {names}, got {value!r}")
-        item = _item_type(hints[name])
-        if item is not None and isinstance(value, list) and not all(_is_type(v, item) for v in value):
-            raise ValueError(f"{where}: {key + '.' + name!r} must be a list of which each item is "
-                             f"{_TYPE_NAMES[item]}, got {value!r}")
-    return section
 
 
 def load_weights(folder: str | Path, model: torch.nn.Module) -> torch.nn.Module:
@@ -416,14 +322,6 @@ def load_vae(
     model, _, config = load_pretrained("vae", path, device=device)
     check_scale_factor(config, "scale_factor", checkpoint_folder("vae", path))
     return model, config
-
-
-def check_scale_factor(config: dict, key: str, folder: str | Path) -> float:
-    """The latent scale ``config[key]`` (e.g. ``"vae.scale_factor"``) of a checkpoint: a number > 0."""
-    value = config_value(config, key, float, folder)
-    if not value > 0:
-        raise ValueError(f"{_where(folder)}: {key!r} must be a number > 0, got {value!r}")
-    return float(value)
 
 
 def load_text_encoder(

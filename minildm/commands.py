@@ -7,9 +7,7 @@ reported before any long computation starts.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -43,12 +41,6 @@ def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) 
             f"--out {str(out)!r} already holds a model checkpoint ({', '.join(held)}): replace it with "
             "--overwrite, or pick another --out"
         )
-
-
-def _check_lr(lr: float) -> float:
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"--lr must be a positive finite float (e.g. 1e-4), got {lr!r}")
-    return lr
 
 
 def _interrupted(run_dir: Path, resumed: bool, started: float, every: int) -> KeyboardInterrupt:
@@ -91,17 +83,52 @@ def _train_extras(kind: str, args: argparse.Namespace) -> dict:
     return extra
 
 
+def _with_overrides(cfg, args: argparse.Namespace):
+    """The preset's training config with ``--steps``, ``--batch-size`` and ``--lr`` where given."""
+    from dataclasses import replace
+
+    from minildm.utils import check_positive_number
+
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.batch_size is not None:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    if args.lr is not None:
+        cfg = replace(cfg, lr=check_positive_number("--lr", args.lr))
+    return cfg
+
+
+def _train_saying_how_to_go_on(task, cfg, args: argparse.Namespace, run_dir: Path, out: Path, device):
+    """``train()`` the task; an interruption or a divergence says how to go on (``--resume``, ``--lr``).
+    Returns the EMA model and the :class:`~minildm.training.TrainResult`."""
+    from minildm.training import TrainingDivergedError, train
+
+    started = time.time()
+    try:
+        _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
+                               resume=args.resume, device=device, overwrite=args.overwrite,
+                               compile=args.compile)
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, args.resume, started, cfg.checkpoint_every) from None
+    except TrainingDivergedError as err:
+        raise TrainingDivergedError(
+            f"{err}; lower it with --lr (this run: {cfg.lr:g}) and continue with --resume, "
+            "or start again with --overwrite"
+        ) from err
+    return ema, result
+
+
 def train_command(args: argparse.Namespace) -> None:
     """``minildm train``: check everything, build the task, train it, write its checkpoint.
     Under ``torchrun`` every rank runs this; rank 0 prints and writes."""
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     from minildm.checkpoints import STATE_NAME, read_training_config, save_model
     from minildm.distributed import check_divides, init_distributed, shutdown_distributed
     from minildm.resources import check_fits, training_bytes
     from minildm.tasks import ALIASES, TASKS, TRAIN_BUDGETS
     from minildm.tasks.common import get_preset, train_config
-    from minildm.training import TrainingDivergedError, check_same_setup, train
+    from minildm.training import check_same_setup
     from minildm.utils import check_seed, get_budget, get_device, seed_everything
 
     kind = ALIASES.get(args.what, args.what)
@@ -113,13 +140,7 @@ def train_command(args: argparse.Namespace) -> None:
     extra = _train_extras(kind, args)
     device = get_device(args.device)
     preset = get_preset(args.preset, device)
-    cfg = train_config(TRAIN_BUDGETS[kind], budget, args.seed, preset)
-    if args.steps is not None:
-        cfg = replace(cfg, steps=args.steps)
-    if args.batch_size is not None:
-        cfg = replace(cfg, batch_size=args.batch_size)
-    if args.lr is not None:
-        cfg = replace(cfg, lr=_check_lr(args.lr))
+    cfg = _with_overrides(train_config(TRAIN_BUDGETS[kind], budget, args.seed, preset), args)
     world, device = init_distributed(device)
     try:
         if world.distributed:
@@ -138,18 +159,7 @@ def train_command(args: argparse.Namespace) -> None:
         procs = f", {world.size} processes" if world.distributed else ""
         say(f"training {kind} ({budget} budget, {preset} preset{procs}: {cfg.steps} steps of "
             f"{cfg.batch_size}) on {device} -> {out}")
-        started = time.time()
-        try:
-            _, ema, result = train(task.model, task.loss, cfg, task.config, run_dir=run_dir, out_dir=out,
-                                   resume=args.resume, device=device, overwrite=args.overwrite,
-                                   compile=args.compile)
-        except KeyboardInterrupt:
-            raise _interrupted(run_dir, args.resume, started, cfg.checkpoint_every) from None
-        except TrainingDivergedError as err:
-            raise TrainingDivergedError(
-                f"{err}; lower it with --lr (this run: {cfg.lr:g}) and continue with --resume, "
-                "or start again with --overwrite"
-            ) from err
+        ema, result = _train_saying_how_to_go_on(task, cfg, args, run_dir, out, device)
         if task.finalize is not None and world.is_main:
             task.model.load_state_dict(ema.state_dict())
             added = task.finalize(task.model)
@@ -168,45 +178,11 @@ def train_command(args: argparse.Namespace) -> None:
     )
 
 
-#: the files ``--save-dir`` holds for a command: NNN.png (000.png, 001.png, ...), and nothing else
-SAVED_NAME = re.compile(r"\d{3,}\.png")
-
-
-def _saved_images(folder: Path) -> list[Path]:
-    """The images a sampling command wrote in ``folder`` (NNN.png), in order."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if SAVED_NAME.fullmatch(p.name) and p.is_file())
-
-
-def _check_outputs(output: Path, save_dir: Path | None, overwrite: bool, inputs: dict[str, Path]) -> None:
-    """Refuse, before any work, an output that would replace an input or another output, and a
-    ``--save-dir`` that holds images of an earlier run (unless ``overwrite``)."""
-    figure = output.resolve()
-    for flag, path in inputs.items():
-        if path.resolve() == figure:
-            raise ValueError(f"-o {str(output)!r} is the input {flag} {str(path)!r}: name another file "
-                             "for the figure (the input would be overwritten)")
-    if save_dir is None:
-        return
-    folder = save_dir.resolve()
-    for flag, path in {"-o": output, **inputs}.items():
-        if path.resolve().parent == folder and SAVED_NAME.fullmatch(path.name):
-            what = "the figure" if flag == "-o" else f"the input {flag}"
-            raise ValueError(f"--save-dir {str(save_dir)!r} would overwrite {what} {str(path)!r} (its images "
-                             "are NNN.png): pick another --save-dir")
-    held = _saved_images(save_dir)
-    if held and not overwrite:
-        raise ValueError(
-            f"--save-dir {str(save_dir)!r} already holds {len(held)} image(s) ({held[0].name} ...): "
-            "replace them with --overwrite (its NNN.png files are removed), or pick another --save-dir"
-        )
-
-
 def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str, Path] | None = None) -> Path:
     """The options every sampling command shares, checked before any model loads (``count``: the
     images it will make; ``inputs``: the files it reads, by flag); returns the figure's path (``.png``
     added when it has no suffix)."""
+    from minildm.outputs import check_outputs
     from minildm.resources import check_fits, sampling_bytes
     from minildm.sampling import check_guidance_scale
     from minildm.schedulers.ddim import check_eta
@@ -223,7 +199,7 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     output = figure_path(args.output)
     if args.save_dir is not None:
         check_writable_folder(args.save_dir, "--save-dir")
-    _check_outputs(output, args.save_dir, args.overwrite, inputs or {})
+    check_outputs(output, args.save_dir, args.overwrite, inputs or {})
     check_fits(f"{count} image(s) at once", sampling_bytes(count), get_device(args.device),
                "ask for fewer (-n, prompts) and run the command several times")
     return output
@@ -251,84 +227,6 @@ def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
     )
 
 
-def _naming(err: Exception, what: str) -> OSError | None:
-    """``err`` as an OSError of the same errno (and type) whose message says ``what`` could not be
-    done; None when it is no system error."""
-    from minildm.utils import os_error_code
-
-    code = err.errno if isinstance(err, OSError) else os_error_code(err)
-    if not code:
-        return OSError(f"{what}: {err}") if isinstance(err, OSError) else None
-    reason = err.strerror if isinstance(err, OSError) and err.strerror else os.strerror(code)
-    return OSError(code, f"{what}: {reason}")
-
-
-def _stage_images(images, save_dir: Path) -> Path:
-    """Write uint8 images (B, H, W, 3) as NNN.png in a new hidden folder beside ``save_dir``; a
-    failure (a full disk) removes it and names the file of ``save_dir`` that could not be written."""
-    from PIL import Image
-
-    save_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.", suffix=".partial", dir=save_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private: the usual mode, it may become save_dir
-        for k, image in enumerate(images):
-            name = f"{k:03d}.png"
-            try:
-                Image.fromarray(image).save(staging / name, format="PNG")
-            except OSError as err:
-                raise _naming(err, f"cannot write {str(save_dir / name)!r}") from err  # (an OSError)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return staging
-
-
-def _commit_images(staging: Path, save_dir: Path) -> int:
-    """Move the staged images into ``save_dir`` (the whole folder at once when it is new) and remove
-    the earlier run's NNN.png files they do not replace. Returns how many earlier images went."""
-    if not save_dir.exists():
-        os.replace(staging, save_dir)
-        return 0
-    earlier = _saved_images(save_dir)
-    new = {p.name for p in staging.iterdir()}
-    for name in sorted(new):
-        os.replace(staging / name, save_dir / name)
-    for stale in earlier:
-        if stale.name not in new:
-            stale.unlink()
-    staging.rmdir()
-    return len(earlier)
-
-
-def _write_results(
-    images, titles: list[str], output: Path, save_dir: Path | None, how: str, shown=None
-) -> tuple[Path, int]:
-    """The captioned figure of ``shown`` (default ``images``) at ``output`` and, with
-    ``--save-dir``, each of ``images`` alone as NNN.png, at its native size: all or nothing (the
-    images are written first beside the folder and moved in once the figure is written). Returns the
-    figure's path and the number of earlier images replaced in ``save_dir`` (with ``--overwrite``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from minildm.utils import show_images, to_uint8
-
-    staging = _stage_images(to_uint8(images), save_dir) if save_dir is not None else None
-    try:
-        shown = images if shown is None else shown
-        fig = show_images(to_uint8(shown), titles, ncols=8, path=output, suptitle=how)
-        plt.close(fig)
-    except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output, (_commit_images(staging, save_dir) if staging is not None else 0)
-
-
 def _how(args: argparse.Namespace, kwargs: dict) -> str:
     names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral",
              "lcm": "LCM (distilled student)"}
@@ -340,6 +238,7 @@ def _how(args: argparse.Namespace, kwargs: dict) -> str:
 
 def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     """``minildm generate``: ``--num-images`` images per prompt, one figure (and ``--save-dir``)."""
+    from minildm.outputs import write_results
     from minildm.pipelines import TextToImagePipeline
     from minildm.pipelines.composable import check_phrase_scale
     from minildm.utils import check_positive_int
@@ -352,7 +251,7 @@ def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     kwargs = dict(_sampling_kwargs(args, pipe), phrase_guidance=args.phrase_guidance)
     images = pipe(batch, **kwargs)
     titles = [p or "(empty prompt)" for p in batch]
-    return _write_results(images, titles, output, args.save_dir, _how(args, kwargs))
+    return write_results(images, titles, output, args.save_dir, _how(args, kwargs))
 
 
 def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
@@ -361,6 +260,7 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
     import torch
 
     from minildm.imageio import load_image, load_mask
+    from minildm.outputs import write_results
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
     from minildm.pipelines.img2img import check_init, check_strength
     from minildm.utils import check_positive_int
@@ -395,7 +295,7 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
         f", resample {args.resample}" if inpaint else f", strength {args.strength:g}, {init} start"
     )
     shown = torch.cat([first.to(images.device), images])
-    return _write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
+    return write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
 
 
 def evaluate_command(args: argparse.Namespace) -> str:
@@ -422,6 +322,7 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 def tokenizer_command(output: Path | None) -> None:
     """``minildm tokenizer``: the tokenizer built from the caption grammar, written as a folder."""
+    from minildm.outputs import name_os_error
     from minildm.text import build_tokenizer, save_tokenizer, tokenizer_dir
     from minildm.utils import check_writable_folder
 
@@ -439,7 +340,7 @@ def tokenizer_command(output: Path | None) -> None:
         for file in sorted(staging.iterdir()):
             os.replace(file, folder / file.name)
     except Exception as err:
-        named = _naming(err, f"cannot write the tokenizer to {str(folder)!r}")
+        named = name_os_error(err, f"cannot write the tokenizer to {str(folder)!r}")
         if named is None:
             raise
         raise named from err

@@ -21,7 +21,6 @@ per operation. Under ``torchrun`` it trains data-parallel (:mod:`minildm.distrib
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,7 @@ from minildm.checkpoints import (
 )
 from minildm.distributed import World, check_divides, current_world
 from minildm.ema import EMA
-from minildm.utils import check_positive_int, get_device, progress
+from minildm.utils import check_positive_int, check_positive_number, get_device, progress
 
 
 @dataclass
@@ -58,9 +57,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
             check_positive_int(name, getattr(self, name))
-        lr = self.lr
-        if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite float, got {lr!r}")
+        check_positive_number("lr", self.lr)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

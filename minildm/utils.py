@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -42,6 +43,14 @@ def check_seed(seed: object, name: str = "seed") -> int:
 def is_real_number(value: object) -> bool:
     """An int or float, Python's or NumPy's (``np.float32(0.5)``, ``np.int64(3)``), not a bool."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_positive_number(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite number > 0 (learning rates, scales), else a ValueError
+    naming ``name``."""
+    if not is_real_number(value) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def check_probability(name: str, value: object) -> float:

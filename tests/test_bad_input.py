@@ -219,9 +219,9 @@ CLI_CASES = [
     (["evaluate", "--n", "1000000000000"],
      "evaluate --n 1000000000000 (4000000000000 prompts) needs about 400 PB of memory"),
     (["train", "toy2d", "--lr", "0", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
-     "--lr must be a positive finite float (e.g. 1e-4), got 0.0"),
+     "--lr must be a positive finite number, got 0.0"),
     (["train", "toy2d", "--lr", "nan", "--run-dir", "{tmp}/r", "--out", "{tmp}/o"],
-     "--lr must be a positive finite float"),
+     "--lr must be a positive finite number"),
     (["tokenizer", "-o", "{tmp}/file"], "-o '{tmp}/file' is a file; the tokenizer is a folder"),
 ]
 

@@ -222,5 +222,5 @@ def test_resume_with_other_settings_is_refused_or_recorded(tmp_path):
 
 @pytest.mark.parametrize("lr", [0.0, -1e-4, float("nan"), float("inf"), "1e-4", True])
 def test_the_learning_rate_is_a_positive_finite_float(lr):
-    with pytest.raises(ValueError, match="lr must be a positive finite float"):
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
         TrainConfig(lr=lr)

@@ -208,6 +208,7 @@ class UNetModel(nn.Module):
     ``context_dim=None`` is unconditional and refuses a context.
     """
 
+    # long: the blocks are built in the order of the CompVis diagram (input, middle, output), one loop each
     def __init__(self, config: UNetConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config if config is not None else UNetConfig()

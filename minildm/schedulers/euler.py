@@ -33,7 +33,8 @@ from minildm.schedulers.base import (
     draw_noise,
     refuse_unsupported,
 )
-from minildm.schedulers.dpmsolver import FINAL_SIGMAS_TYPES, karras_sigmas, sigmas_to_timesteps, vp_sigmas
+from minildm.schedulers.dpmsolver import FINAL_SIGMAS_TYPES
+from minildm.schedulers.sigmas import karras_sigmas, sigmas_to_timesteps, vp_sigmas
 
 
 class EulerDiscreteScheduler(SchedulerMixin):
@@ -47,6 +48,7 @@ class EulerDiscreteScheduler(SchedulerMixin):
     ``interpolation_type="log_linear"``, exponential and beta sigmas, continuous timesteps.
     """
 
+    # long: every option of diffusers' scheduler of the same name is taken, each honoured or refused
     def __init__(
         self,
         num_train_timesteps: int = 1000,

@@ -152,6 +152,7 @@ def _channel_mult(channels: list[int], key: str, source: str | Path) -> tuple[in
     return base, tuple(c // base for c in channels)
 
 
+# long: one line per key of diffusers' U-Net config, each mapped, checked or refused
 def unet_config_from_diffusers(config: dict, source: str | Path = "unet/config.json") -> UNetConfig:
     """A diffusers ``UNet2DConditionModel`` config -> the :class:`UNetConfig` of the same network."""
     d = _merged(config, UNET_DEFAULTS, UNET_FIXED, UNET_IGNORED, source)

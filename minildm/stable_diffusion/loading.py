@@ -260,29 +260,9 @@ def _infer_unet_config(state: dict[str, torch.Tensor], source: str) -> UNetConfi
     )
 
 
-def load_single_file(
-    path: str | Path,
-    tokenizer_path: str | Path,
-    device: str | torch.device | None = None,
-    sampler: str | None = None,
-    prediction_type: str | None = None,
-) -> dict[str, Any]:
-    """An original SD 1.x / 2.x checkpoint (``.safetensors``, CompVis' key names) -> our modules, as
-    :func:`load_sd_folder` returns them. The file holds no tokenizer and no configs: ``tokenizer_path``
-    is a folder with CLIP's tokenizer (a diffusers SD folder, whose ``scheduler/`` is used too, or a
-    tokenizer folder). Without a scheduler config the schedule is SD's (scaled linear 0.00085 to
-    0.012) with ``prediction_type`` (default ``"epsilon"``; SD 2.x at 768x768: ``"v_prediction"``)."""
-    path = Path(path)
-    refuse_pickle(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: expected an SD checkpoint (.safetensors)")
-    tokenizer_root = Path(tokenizer_path)
-    tok_dir = tokenizer_root / "tokenizer" if (tokenizer_root / "tokenizer").is_dir() else tokenizer_root
-    if not tok_dir.is_dir():
-        raise FileNotFoundError(
-            f"{tokenizer_root}: expected a folder with CLIP's tokenizer (vocab.json, "
-            "merges.txt), e.g. an SD folder's tokenizer/"
-        )
+def _read_single_file(path: Path) -> tuple[dict, dict, dict, str]:
+    """The U-Net, VAE and text-encoder weights of an original SD file under our names, and which
+    text tower it holds (``"clip"`` for 1.x, ``"open_clip"`` for 2.x)."""
     try:
         state = load_file(str(path))
     except Exception as err:
@@ -295,6 +275,18 @@ def load_single_file(
             f"{path}: expected an SD checkpoint with model.diffusion_model.*, first_stage_model.* "
             "and cond_stage_model.* weights"
         )
+    vae_state = {  # the VAE's attention projections are 1x1 convolutions in ours, linear in some files
+        k: v[:, :, None, None] if ".attn_1." in k and k.endswith("weight") and v.dim() == 2 else v
+        for k, v in vae_state.items()
+    }
+    return unet_state, vae_state, text_state, text_kind
+
+
+def _single_file_configs(
+    path: Path, tokenizer_root: Path, unet_state: dict, vae_state: dict, text_state: dict, text_kind: str
+) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig]:
+    """The U-Net, VAE and text-encoder configs of a single-file checkpoint: those of the SD folder
+    ``tokenizer_root`` when it is one, else SD's, read off the weights' shapes."""
     layers = 1 + max(int(k.split(".")[2]) for k in text_state if k.startswith("encoder.layers."))
     width = text_state["embeddings.token_embedding.weight"].shape[1]
     if is_sd_folder(tokenizer_root):  # the configs of a folder of the same model
@@ -321,12 +313,12 @@ def load_single_file(
             hidden_act="quick_gelu" if text_kind == "clip" else "gelu",
             projection_dim=width,
         )
-    vae_cfg = dataclasses.replace(vae_cfg, image_size=unet_cfg.image_size * vae_cfg.downsample_factor)
-    vae_state = {
-        k: v[:, :, None, None] if ".attn_1." in k and k.endswith("weight") and v.dim() == 2 else v
-        for k, v in vae_state.items()
-    }
-    check_parts(unet_cfg, vae_cfg, width, {"unet": str(path), "vae": str(path), "text_encoder": str(path)})
+    return unet_cfg, vae_cfg, text_cfg
+
+
+def _single_file_scheduler_config(tokenizer_root: Path, prediction_type: str | None) -> dict:
+    """The scheduler config of a single-file checkpoint: the SD folder's when it has one, else SD's
+    schedule (scaled linear 0.00085 to 0.012), with ``prediction_type`` if given."""
     scheduler_cfg = {
         "_class_name": "DDIMScheduler",
         "beta_start": 0.00085,
@@ -341,6 +333,40 @@ def load_single_file(
         scheduler_cfg = read_json(tokenizer_root / "scheduler" / "scheduler_config.json")
     if prediction_type is not None:
         scheduler_cfg["prediction_type"] = prediction_type
+    return scheduler_cfg
+
+
+def load_single_file(
+    path: str | Path,
+    tokenizer_path: str | Path,
+    device: str | torch.device | None = None,
+    sampler: str | None = None,
+    prediction_type: str | None = None,
+) -> dict[str, Any]:
+    """An original SD 1.x / 2.x checkpoint (``.safetensors``, CompVis' key names) -> our modules, as
+    :func:`load_sd_folder` returns them. The file holds no tokenizer and no configs: ``tokenizer_path``
+    is a folder with CLIP's tokenizer (a diffusers SD folder, whose ``scheduler/`` is used too, or a
+    tokenizer folder). Without a scheduler config the schedule is SD's (scaled linear 0.00085 to
+    0.012) with ``prediction_type`` (default ``"epsilon"``; SD 2.x at 768x768: ``"v_prediction"``)."""
+    path = Path(path)
+    refuse_pickle(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: expected an SD checkpoint (.safetensors)")
+    tokenizer_root = Path(tokenizer_path)
+    tok_dir = tokenizer_root / "tokenizer" if (tokenizer_root / "tokenizer").is_dir() else tokenizer_root
+    if not tok_dir.is_dir():
+        raise FileNotFoundError(
+            f"{tokenizer_root}: expected a folder with CLIP's tokenizer (vocab.json, "
+            "merges.txt), e.g. an SD folder's tokenizer/"
+        )
+    unet_state, vae_state, text_state, text_kind = _read_single_file(path)
+    width = text_state["embeddings.token_embedding.weight"].shape[1]
+    unet_cfg, vae_cfg, text_cfg = _single_file_configs(
+        path, tokenizer_root, unet_state, vae_state, text_state, text_kind
+    )
+    vae_cfg = dataclasses.replace(vae_cfg, image_size=unet_cfg.image_size * vae_cfg.downsample_factor)
+    check_parts(unet_cfg, vae_cfg, width, {"unet": str(path), "vae": str(path), "text_encoder": str(path)})
+    scheduler_cfg = _single_file_scheduler_config(tokenizer_root, prediction_type)
     scheduler, ignored = scheduler_from_diffusers(scheduler_cfg, sampler)
 
     device = get_device(device)

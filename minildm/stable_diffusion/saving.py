@@ -80,6 +80,7 @@ def text_model_for_diffusers(text_encoder: TextEncoder) -> CLIPTextModel:
     return out.eval()
 
 
+# long: one block per component folder diffusers expects (unet, vae, text_encoder, tokenizer, scheduler)
 def save_pretrained(pipe, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``pipe`` (a :class:`~minildm.pipelines.TextToImagePipeline` with a U-Net) to the folder
     ``path`` in diffusers' layout (module docstring). Everything is written to a temporary folder

@@ -68,6 +68,7 @@ LCM_BUDGETS = {
 }
 
 
+# long: the teacher, the student and the data are read and checked in turn before any work
 def lcm_task(
     budget: str = "quick",
     seed: int = 0,
