@@ -263,7 +263,13 @@ def text_of(page: str) -> str:
 
 # solution lines a lesson shows elsewhere on purpose, by notebook name (none: a solution printed elsewhere in
 # its lesson gives the exercise away)
-SHOWN_ON_PURPOSE: dict[str, set[str]] = {}
+# Solution lines that a lesson also shows on purpose: bookkeeping that gives no answer away
+SHOWN_ON_PURPOSE: dict[str, set[str]] = {
+    "02_reverse_diffusion.ipynb": {"abar_t = alphas_cumprod[t]"},  # an index, beside the posterior formulas
+    "05_latent_diffusion.ipynb": {"generator = torch.Generator().manual_seed(seed)"},  # timing cell
+    # the course's rule for noise (drawn on the CPU, then moved), needed again by the inpainting loop
+    "08_img2img_and_inpainting.ipynb": {"noise = torch.randn(z0.shape, generator=generator).to(z0.device)"},
+}
 
 
 def solution_lines(notebooks: list[Path]) -> dict[str, list[str]]:
