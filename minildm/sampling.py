@@ -21,6 +21,7 @@ import torch
 
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, SchedulerMixin
 from minildm.schedulers.ddim import check_eta
+from minildm.utils import is_real_number
 from minildm.utils import progress as progress_bar
 
 # A model is called as model(x, t, context) -> output of x's shape (eps, v or x0, as it was trained)
@@ -31,7 +32,7 @@ StepCallback = Callable[[int, int, torch.Tensor], torch.Tensor]
 
 def check_guidance_scale(guidance_scale: float) -> None:
     """Classifier-free guidance's scale s: a number >= 1 (1 means no guidance)."""
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+    if not is_real_number(guidance_scale):  # NumPy's numbers too (np.float32(7.5))
         raise ValueError(f"guidance_scale must be a number >= 1 (SD uses 7.5), got {guidance_scale!r}")
     if not 1.0 <= guidance_scale < float("inf"):
         raise ValueError(

@@ -83,7 +83,7 @@ def prompt_fidelity(
     ``"all"`` (every prompt together).
 
     ``pipe(prompts, seed=..., progress=False, **pipe_kwargs)`` must return images in [-1, 1]
-    (a :class:`~minildm.text2img.TextToImagePipeline` does). Batch ``i`` is sampled with seed
+    (a :class:`~minildm.pipelines.TextToImagePipeline` does). Batch ``i`` is sampled with seed
     ``i``, so two samplers given the same prompts start from the same noise."""
     from minildm.metrics.judge import score, summarise
 

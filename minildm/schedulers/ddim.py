@@ -34,11 +34,12 @@ from minildm.schedulers.base import (
     draw_noise,
     timestep_int,
 )
+from minildm.utils import is_real_number
 
 
 def check_eta(eta: float) -> None:
     r"""DDIM's $\eta$: a number in [0, 1]."""
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+    if not is_real_number(eta) or not 0.0 <= eta <= 1.0:  # NumPy's numbers too
         raise ValueError(
             f"eta must be a float in [0, 1] (0: deterministic DDIM, 1: DDPM's amount of noise), got {eta!r}"
         )
