@@ -8,6 +8,8 @@ minildm img2img IMAGE "PROMPT" [...] [--strength S] [--init I]  edit an image to
 minildm inpaint IMAGE MASK "PROMPT" [...]              repaint where MASK is white (lesson 08)
 minildm evaluate [--n 64] [--seed 0]   fidelity per kind, CLIP score, Frechet distance (lesson 09)
 minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
+minildm generate "an astronaut riding a horse" --checkpoint sd15 [--height 512 --width 512] [--fp16]
+                                       a local Stable Diffusion folder (img2img and inpaint too)
 
 Errors are one line (``minildm: error: ...``; exit 2 for bad usage, 1 otherwise); ``--debug``
 or ``MINILDM_DEBUG=1`` shows the Python traceback instead.
@@ -16,8 +18,11 @@ or ``MINILDM_DEBUG=1`` shows the Python traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 # the names ``train`` knows (minildm.tasks.TASKS and ALIASES), repeated here so that ``--help``
@@ -58,7 +63,14 @@ def _sampling() -> argparse.ArgumentParser:
         "lcm (a distilled student's, its default)",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM's noise: 0 deterministic, 1 DDPM-like")
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: data/checkpoints/text2img")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="default: data/checkpoints/text2img; or a local Stable Diffusion folder (diffusers' "
+                   "layout) or .safetensors file (SD's defaults: guidance 7.5, 25 steps, its scheduler)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="with a single-file SD --checkpoint: a folder with CLIP's tokenizer (an SD folder)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default=None,
+                   help="float16: the SD U-Net in half precision, on a GPU (--device cuda or mps) only")
+    p.add_argument("--fp16", dest="dtype", action="store_const", const="float16", help="--dtype float16")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-strict", action="store_true",
                    help="let prompts outside the caption grammar through (for experiments)")
@@ -126,13 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "write a picture of what minildm can do", common)
     p.add_argument("-o", "--output", type=Path, default=Path("outputs/demo.png"))
     p = add("generate", "turn prompts into images (lesson 06)", common, sampling)
-    p.add_argument("prompts", nargs="+", help='shapes-world prompts, e.g. "a small blue square"')
+    p.add_argument("prompts", nargs="+", help='shapes-world prompts, e.g. "a small blue square" (with a '
+                   "Stable Diffusion checkpoint: any text, cut at CLIP's 77 tokens with a warning)")
     p.add_argument("-n", "--num-images", type=int, default=1, help="images per prompt")
+    p.add_argument("--height", type=int, default=None,
+                   help="Stable Diffusion only: pixels, a multiple of 8 x the U-Net's downsampling (SD: 64; "
+                   "default its config's, 512 for SD 1.5)")
+    p.add_argument("--width", type=int, default=None, help="Stable Diffusion only: as --height")
     p.add_argument("--phrase-guidance", type=float, default=0.0,
                    help="composable guidance: one guided term per object of a two-object prompt (lesson 10; "
                    "0 = off, e.g. 1; twice the work for two objects)")
     p = add("img2img", "edit an image toward prompts (lesson 08)", common, sampling)
-    p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
+    p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32; Stable Diffusion: "
+                   "square, e.g. 512 x 512)")
     p.add_argument("prompts", nargs="+", help="what the edited image should show")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help=f"how far to noise the image, in (0, 1] (default {DEFAULT_STRENGTH})")
@@ -140,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the start at that level: 'inversion' (DDIM run backwards from the image; default "
                    "with the DDIM sampler) or 'noise' (SDEdit's random noise; default with other samplers)")
     p = add("inpaint", "repaint the white part of MASK (lesson 08)", common, sampling)
-    p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32)")
+    p.add_argument("image", type=Path, help="an RGB PNG of the model's size (32 x 32; Stable Diffusion: "
+                   "square, e.g. 512 x 512)")
     p.add_argument("mask", type=Path, help="a black-and-white PNG of the same size: white = repaint")
     p.add_argument("prompts", nargs="+", help="the whole picture wanted")
     p.add_argument("--resample", type=int, default=None,
@@ -180,11 +199,24 @@ def run(args: argparse.Namespace) -> None:
             name = "generated" if args.command == "generate" else args.command
             args.output = Path("outputs") / f"{name}.png"
         run_command = commands.generate_command if args.command == "generate" else commands.edit_command
-        path, replaced = run_command(args)
+        with one_line_warnings():  # (e.g. a prompt cut at CLIP's 77 tokens)
+            path, replaced = run_command(args)
         count = len(args.prompts) * getattr(args, "num_images", 1)
         saved = f"; each image alone in {args.save_dir.resolve()}" if args.save_dir is not None else ""
         saved += f" (its {replaced} earlier image(s) removed or replaced)" if replaced else ""
         print(f"{count} image(s) written to {path.resolve()}{saved}")
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Inside, a warning prints as one line, ``minildm: warning: ...``, on stderr (as errors do)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"minildm: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # (restores the usual display on the way out)
+        warnings.showwarning = show
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:

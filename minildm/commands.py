@@ -186,8 +186,10 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     from minildm.resources import check_fits, sampling_bytes
     from minildm.sampling import check_guidance_scale
     from minildm.schedulers.ddim import check_eta
+    from minildm.sd_commands import check_checkpoint_args
     from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path, get_device
 
+    check_checkpoint_args(args)  # a course checkpoint or Stable Diffusion (args.stable_diffusion)
     if args.steps is not None:
         check_positive_int("--steps", args.steps)
     check_seed(args.seed, "--seed")
@@ -208,6 +210,10 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
 def _load_pipeline(cls, args: argparse.Namespace):
     """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler."""
     from minildm.schedulers import SCHEDULERS
+    from minildm.sd_commands import load_sd_pipeline
+
+    if args.stable_diffusion:
+        return load_sd_pipeline(cls, args)
 
     pipe = cls.from_pretrained(args.checkpoint, device=args.device)
     pipe.strict = not args.no_strict
@@ -233,7 +239,9 @@ def _how(args: argparse.Namespace, kwargs: dict) -> str:
     name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else names[args.sampler]
     steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
     phrases = f" + phrases {kwargs['phrase_guidance']:g}" if kwargs.get("phrase_guidance") else ""
-    return f"{name}, {steps} steps, guidance {guidance:g}{phrases}, seed {args.seed}"
+    size = f", {kwargs['width']} x {kwargs['height']}" if "height" in kwargs else ""
+    half = ", float16" if args.dtype == "float16" else ""
+    return f"{name}, {steps} steps, guidance {guidance:g}{phrases}{size}{half}, seed {args.seed}"
 
 
 def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
@@ -241,6 +249,7 @@ def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     from minildm.outputs import write_results
     from minildm.pipelines import TextToImagePipeline
     from minildm.pipelines.composable import check_phrase_scale
+    from minildm.sd_commands import short_titles
     from minildm.utils import check_positive_int
 
     check_positive_int("--num-images", args.num_images)
@@ -249,8 +258,11 @@ def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     pipe = _load_pipeline(TextToImagePipeline, args)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
     kwargs = dict(_sampling_kwargs(args, pipe), phrase_guidance=args.phrase_guidance)
+    if args.stable_diffusion:
+        kwargs.update(height=args.height, width=args.width, progress=True)
     images = pipe(batch, **kwargs)
     titles = [p or "(empty prompt)" for p in batch]
+    titles = short_titles(titles) if args.stable_diffusion else titles
     return write_results(images, titles, output, args.save_dir, _how(args, kwargs))
 
 
@@ -259,6 +271,7 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
     the figure shows the original first."""
     import torch
 
+    from minildm import sd_commands as sd
     from minildm.imageio import load_image, load_mask
     from minildm.outputs import write_results
     from minildm.pipelines import Img2ImgPipeline, InpaintPipeline
@@ -278,12 +291,16 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
         check_positive_int("--resample", args.resample)
         if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
             raise ValueError(f"--resample needs --sampler ddim or ddpm (one-step), not {args.sampler}")
+    if args.stable_diffusion:  # (the picture's own size, read before the model)
+        image, mask = sd.load_sd_inputs(args, inpaint)
     pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
-    size = pipe.vae.config.image_size
-    image = load_image(args.image, size)
+    if args.stable_diffusion:
+        sd.check_sd_image(image, pipe.size_multiple, pipe.vae.config.downsample_factor)
+    else:
+        image = load_image(args.image, pipe.vae.config.image_size)
     kwargs = _sampling_kwargs(args, pipe)
     if inpaint:
-        mask = load_mask(args.mask, size)
+        mask = mask if args.stable_diffusion else load_mask(args.mask, pipe.vae.config.image_size)
         args.resample = pipe.check_resample(args.resample)  # the value used, for the figure's caption
         images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
@@ -295,7 +312,8 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
         f", resample {args.resample}" if inpaint else f", strength {args.strength:g}, {init} start"
     )
     shown = torch.cat([first.to(images.device), images])
-    return write_results(images, ["original", *args.prompts], output, args.save_dir, how, shown)
+    titles = sd.short_titles(args.prompts) if args.stable_diffusion else args.prompts
+    return write_results(images, ["original", *titles], output, args.save_dir, how, shown)
 
 
 def evaluate_command(args: argparse.Namespace) -> str:

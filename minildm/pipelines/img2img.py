@@ -103,7 +103,7 @@ class Img2ImgPipeline(TextToImagePipeline):
         init = check_init(init, self.scheduler)
         num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
         seed = check_seed(seed)
-        images = batch_images(image, len(prompts), size=self.image_size)
+        images = batch_images(image, len(prompts), size=None if self.any_size else self.image_size)
         conditioning = self.conditioning(prompts, guidance_scale, eta)
         z0 = self.encode_image(images).to(self.device)
         # which timesteps run: the last floor(n * strength) of the n

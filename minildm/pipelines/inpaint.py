@@ -87,7 +87,7 @@ class InpaintPipeline(TextToImagePipeline):
         num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
         resample_steps = self.check_resample(resample_steps)
         seed = check_seed(seed)
-        images = batch_images(image, len(prompts), size=self.image_size)
+        images = batch_images(image, len(prompts), size=None if self.any_size else self.image_size)
         mask = mask_tensor(mask)
         if mask.shape[-2:] != images.shape[-2:]:
             raise ValueError(f"mask is {tuple(mask.shape[-2:])} but the image is {tuple(images.shape[-2:])} "

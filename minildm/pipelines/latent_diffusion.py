@@ -121,6 +121,35 @@ class LatentDiffusionPipeline:
         return getattr(self.vae.config, "image_size", None)
 
     @property
+    def any_size(self) -> bool:
+        """True for Stable Diffusion, which draws and edits any size that :attr:`size_multiple` divides;
+        the course's models work at :attr:`image_size` only (the size they were trained at)."""
+        return self.config.get("kind") == "stable_diffusion"
+
+    @property
+    def size_multiple(self) -> int:
+        """What a picture's height and width must be a multiple of: the VAE's factor f times the
+        U-Net's own downsampling (SD 1.5: 8 x 8 = 64; ours: 4 x 4 = 16)."""
+        unet = getattr(getattr(self.unet, "config", None), "downsample_factor", 1)
+        return self.vae.config.downsample_factor * unet
+
+    def latent_shape_at(self, height: int | None = None, width: int | None = None) -> tuple[int, int, int]:
+        """The latent (channels, height / f, width / f) of a ``height`` x ``width`` picture (None: the
+        model's :attr:`image_size`); a size the networks cannot take is refused, naming it."""
+        size = self.image_size
+        height, width = size if height is None else height, size if width is None else width
+        multiple, f = self.size_multiple, self.vae.config.downsample_factor
+        for name, value in (("height", height), ("width", width)):
+            check_positive_int(name, value)
+            if value % multiple:
+                raise ValueError(f"{name} must be a multiple of {multiple} (the VAE shrinks by {f}, "
+                                 f"the U-Net by {multiple // f} more), got {value}")
+        if not self.any_size and (height, width) != (size, size):
+            raise ValueError(f"this model draws {size} x {size} only (its training size), "
+                             f"got {width} x {height}")
+        return self.vae.config.latent_shape((self.vae.config.in_channels, height, width))
+
+    @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
@@ -154,9 +183,10 @@ class LatentDiffusionPipeline:
         is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`. (The
         numbers are checked by the caller, the entry point.)"""
         model = sample_kwargs.pop("model", self.unet)  # a guidance wrapper around the U-Net, if any
+        latent_shape = sample_kwargs.pop("latent_shape", None) or self.latent_shape  # (SD: any size)
         latents = self.sampler.sample(
             model,
-            (batch_size, *self.latent_shape),
+            (batch_size, *latent_shape),
             self.scheduler,
             num_inference_steps,
             generator=torch.Generator().manual_seed(seed),

@@ -195,6 +195,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         return_latents: bool = False,
         eta: float = 0.0,
         phrase_guidance: float = 0.0,
+        height: int | None = None,
+        width: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
         images on every device (the noise is drawn on the CPU).
@@ -204,8 +206,12 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         The empty prompt ``""`` asks explicitly for the unconditional model (no guidance applies).
         ``eta`` is DDIM's noise (0 = deterministic); a scheduler without it (DDPM) refuses eta > 0.
         ``phrase_guidance`` > 0 adds composable guidance, one term per object of a two-object
-        prompt (:mod:`minildm.pipelines.composable`; lesson 10)."""
+        prompt (:mod:`minildm.pipelines.composable`; lesson 10). ``height`` and ``width`` in pixels
+        (Stable Diffusion only; default the model's :attr:`image_size`) must be multiples of
+        :attr:`size_multiple`."""
         prompts = prompt_list(prompts)
+        default_size = height is None and width is None
+        sized = {} if default_size else {"latent_shape": self.latent_shape_at(height, width)}
         num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
         num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
@@ -213,7 +219,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         # (guidance_scale and eta are checked by Sampler.sample, before the first step)
         return self._generate(
             len(prompts), num_inference_steps, seed, progress, return_latents,
-            **self.conditioning(prompts, guidance_scale, eta, phrase_guidance),
+            **self.conditioning(prompts, guidance_scale, eta, phrase_guidance), **sized,
         )
 
     def conditioning(

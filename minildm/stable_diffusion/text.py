@@ -24,6 +24,11 @@ from minildm.text import TextEncoder, is_word_level
 from minildm.text.tokenizer import _check_prompts
 
 
+def _short(text: str, most: int = 40) -> str:
+    """``text``, or its start and "..." when it is longer than ``most`` characters."""
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 class SDTextEncoder(TextEncoder):
     """A :class:`TextEncoder` that encodes as Stable Diffusion does (see the module docstring)."""
 
@@ -34,15 +39,18 @@ class SDTextEncoder(TextEncoder):
 
     def tokenize(self, prompts: str | list[str]) -> dict[str, torch.Tensor]:
         """``input_ids`` and ``attention_mask`` [B, 77]; a longer prompt is cut at 77 tokens with a
-        warning naming it (our word-level tokenizer: its own checks, as in lesson 06)."""
+        warning naming it and how many tokens it loses (our word-level tokenizer: its own checks, as in
+        lesson 06)."""
         if is_word_level(self.tokenizer):
             return super().tokenize(prompts)
         prompts = _check_prompts(prompts)
         n = self.max_length
-        lengths = [len(ids) for ids in self.tokenizer(prompts, truncation=False)["input_ids"]]
-        cut = [p for p, length in zip(prompts, lengths) if length > n]
-        if cut:
-            warnings.warn(f"CLIP reads at most {n} tokens: the end of {cut} is cut off", stacklevel=3)
+        untruncated = self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]
+        for prompt, ids in zip(prompts, untruncated):
+            if len(ids) > n:  # (the start token, the prompt's, the end token: n - 2 of the prompt's kept)
+                dropped = self.tokenizer.decode(ids[n - 1 : -1]).strip()
+                warnings.warn(f"CLIP reads at most {n} tokens: the prompt {_short(prompt)!r} has {len(ids)}, "
+                              f"its last {len(ids) - n} are dropped ({_short(dropped)!r})", stacklevel=3)
         enc = self.tokenizer(
             prompts, padding="max_length", max_length=n, truncation=True, return_tensors="pt"
         )
