@@ -249,7 +249,8 @@ def sample_timesteps(
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     r"""One uniformly random timestep per sample, $t \sim \mathcal{U}\{0, \dots, T-1\}$, drawn on
-    the CPU (so a seed gives the same timesteps on every device) and moved to ``device``."""
+    ``generator``'s device (the CPU without one: a CPU generator gives the same timesteps on every
+    device) and moved to ``device``."""
     check_positive_int("batch", batch)
     check_positive_int("num_train_timesteps", num_train_timesteps)
     draw_on = generator.device if generator is not None else torch.device("cpu")

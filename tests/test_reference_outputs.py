@@ -3,7 +3,7 @@
 ``tests/data/reference_outputs.safetensors`` was written before the architecture was reorganised
 (``python tests/test_reference_outputs.py --write``); a refactoring that changes a sampler, a
 scheduler, a pipeline or a training loss by more than rounding fails here. A new task adds its first loss
-beside the old values, which stay as they were (``loss_lcm``: lesson 11's distillation, session 4).
+beside the old values, which stay as they were (``loss_lcm``: lesson 11's distillation, added later).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _sampling_outputs() -> dict[str, torch.Tensor]:
     )
     latent = LatentDiffusionPipeline.from_pretrained(device="cpu")
     out["latent_pipeline"] = latent(2, 5, seed=0, progress=False)
-    # the U-Net the references were written with (the default became lesson 11's DiT in session 10)
+    # the U-Net the references were written with (the default is now lesson 11's DiT)
     pipe = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_unet", device="cpu")
     images, latents = pipe(PROMPTS, 5, 3.0, seed=0, progress=False, return_latents=True)
     out["text2img_ddim"], out["text2img_ddim_latents"] = images, latents

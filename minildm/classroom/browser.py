@@ -98,11 +98,6 @@ def run_chromium(page: str | Path, *flags: str, budget_ms: int = 10000, timeout:
     return result.stdout
 
 
-def dump_dom(page: str | Path, budget_ms: int = 10000) -> str:
-    """The page's DOM, serialised after its scripts ran."""
-    return run_chromium(page, "--dump-dom", budget_ms=budget_ms)
-
-
 def screenshot(page: str | Path, png: str | Path, size: tuple[int, int] = (1280, 1600),
                budget_ms: int = 10000) -> Path:
     """Save a ``size`` (width, height) screenshot of the page as ``png``; return its path."""

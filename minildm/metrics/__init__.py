@@ -1,4 +1,5 @@
-"""Measuring what a model draws: the shapes-world judge (later: CLIP score, Frechet distance)."""
+"""Measuring what a model draws: the shapes-world judge, rates with intervals, CLIP score, Frechet
+distance."""
 
 from minildm.metrics.judge import (
     DetectedObject,

@@ -81,10 +81,6 @@ class DiTConfig(ConfigMixin):
         if self.context_dim is not None:
             check_positive_int("context_dim", self.context_dim)
 
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
 
 def sincos_position_embedding(grid: int, dim: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embeddings ``[grid * grid, dim]``: half the channels encode
