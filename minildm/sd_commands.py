@@ -29,19 +29,19 @@ def checkpoint_kind(path: Path | None) -> str:
     """``"minildm"`` for the shipped default or a minildm checkpoint folder, ``"sd"`` for a Stable
     Diffusion folder or ``.safetensors`` file; anything else is refused in one line naming
     ``--checkpoint`` (a missing path, a model id, a pickle, a folder that is neither)."""
+    if path is None:
+        return "minildm"
     from minildm.stable_diffusion import is_stable_diffusion
     from minildm.stable_diffusion.loading import PICKLE_SUFFIXES
 
-    if path is None:
-        return "minildm"
     text = str(path)
     if not path.exists():
         if HUB_ID.fullmatch(text):
             local = text.split("/")[1]
             raise FileNotFoundError(
                 f"--checkpoint {text!r} is not a folder here, and nothing is downloaded: a local folder is "
-                f"needed (fetch it once, online: hf download {text} --local-dir {local}; then --checkpoint "
-                f"{local})"
+                f"needed (a Hugging Face model id? fetch it once, online: hf download {text} --local-dir "
+                f"{local}; then --checkpoint {local})"
             )
         raise FileNotFoundError(
             f"--checkpoint {text!r}: no such folder or file; a local folder is needed (a minildm checkpoint "
@@ -59,8 +59,10 @@ def checkpoint_kind(path: Path | None) -> str:
         return "sd"
     try:
         return "sd" if is_stable_diffusion(path) else "minildm"
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"--checkpoint {err}") from err
+    except FileNotFoundError as err:  # "PATH is neither a minildm checkpoint ... nor ..."
+        said = str(err)
+        raise FileNotFoundError(f"--checkpoint {text!r}{said[len(text):]}" if said.startswith(text)
+                                else f"--checkpoint {said}") from err
 
 
 def _size_rules(folder: Path) -> tuple[int, int, int]:
