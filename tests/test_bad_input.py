@@ -24,6 +24,12 @@ from minildm.utils import check_seed, save_figure, to_uint8
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def no_progress_bars(monkeypatch):
+    """Progress bars write to stderr too; what is checked here is the error's one line."""
+    monkeypatch.setenv("MINILDM_PROGRESS", "0")
+
+
 @pytest.fixture(scope="module")
 def pipe():
     return TextToImagePipeline.from_pretrained(device="cpu")
