@@ -40,7 +40,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 STUDENTS = sorted((ROOT / "student").glob("[0-9][0-9]_*.ipynb"))
-LEAN = {"06", "07", "08", "09", "10", "11"}
+LEAN = {"06", "07", "08", "09", "10", "11", "12"}
 MAX_CELL_WORDS = 400
 MAX_CORE_WORDS = 3500
 
