@@ -297,10 +297,16 @@ def load_pretrained(
 ) -> tuple[torch.nn.Module, DDPMScheduler | None, dict]:
     """Load a trained model: ``(model in eval mode, its scheduler, its config)``.
 
-    ``path`` defaults to the shipped checkpoint ``data/checkpoints/<kind>``. A checkpoint of
-    another kind, or whose weights do not fit its config, raises a ``ValueError``."""
+    ``path`` defaults to the shipped checkpoint ``data/checkpoints/<kind>``; ``kind`` may also name a
+    shipped folder whose model is of another kind (``"lcm"`` and ``"text2img_unet"`` hold text2img
+    models). A checkpoint of another kind, or whose weights do not fit its config, raises a ``ValueError``."""
+    if kind not in KINDS and path is None and (checkpoint_dir() / str(kind) / CONFIG_NAME).is_file():
+        path = checkpoint_dir() / kind  # a shipped folder by its name: its config says the kind
+        kind = read_config(path).get("kind")
     if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
+        shipped = sorted(p.parent.name for p in checkpoint_dir().glob(f"*/{CONFIG_NAME}"))
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)} "
+                         f"or a shipped folder ({', '.join(shipped)})")
     folder = checkpoint_folder(kind, path)
     config = read_config(folder, expected_kind=kind)
     try:

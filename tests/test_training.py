@@ -224,3 +224,16 @@ def test_resume_with_other_settings_is_refused_or_recorded(tmp_path):
 def test_the_learning_rate_is_a_positive_finite_float(lr):
     with pytest.raises(ValueError, match="lr must be a positive finite number"):
         TrainConfig(lr=lr)
+
+
+def test_load_pretrained_takes_a_shipped_folder_by_name():
+    """``lcm`` and ``text2img_unet`` hold text2img models: their folder names load them, as the kind
+    loads ``data/checkpoints/text2img``; an unknown name lists the kinds and the shipped folders."""
+    for name in ("lcm", "text2img_unet"):
+        model, scheduler, config = load_pretrained(name)
+        by_path, _, _ = load_pretrained("text2img", ckpt.checkpoint_dir() / name)
+        assert config["kind"] == "text2img" and scheduler is not None
+        pairs = zip(model.state_dict().values(), by_path.state_dict().values())
+        assert all(torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(ValueError, match="or a shipped folder .*lcm.*text2img_unet"):
+        load_pretrained("nope")
