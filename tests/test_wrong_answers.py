@@ -196,6 +196,8 @@ WRONG = [
     Wrong("2.2", "mean-not-sum", ".sum(-1)", ".mean(-1)", "KL values differ"),
     Wrong("2.3", "one-step-beta", "beta = 1 - abar_t / abar_prev",
           "beta = 1 - abar_t / alphas_cumprod[t - 1] if t > 0 else 1 - abar_t", "the effective beta"),
+    Wrong("2.3", "noise-at-t-0", "    if t == 0:\n        return mean\n", "",
+          "the last step (t = 0) adds no noise, whatever the variance type"),
     # 03 · the U-Net
     Wrong("3.1", "unbiased-variance", "groups.var(dim=-1, unbiased=False, keepdim=True)",
           "groups.var(dim=-1, keepdim=True)", "biased variance"),
@@ -285,6 +287,8 @@ WRONG = [
     # 10 · composition
     Wrong("10.1", "any-same-colour", "drawn[0] == drawn[1] and drawn[0] in named", "drawn[0] == drawn[1]",
           "drawn ('green', 'green'): expected False"),
+    Wrong("10.1", "same-colour-named-twice", "named[0] != named[1] and ", "",
+          "names one colour for both objects"),
     Wrong("10.2", "weights-ignored", "phrase_scale * w.reshape(-1, 1, 1, 1) * (out - out_uncond)",
           "phrase_scale * (out - out_uncond)", "phrase_scale * weight * (phrase - uncond)"),
     Wrong("10.3", "sqrt-forgotten", "se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)",
