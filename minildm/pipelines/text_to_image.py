@@ -24,7 +24,6 @@ import torch
 
 from minildm.checkpoints import (
     check_scale_factor,
-    checkpoint_dir,
     checkpoint_folder,
     config_value,
     load_pretrained,
@@ -236,7 +235,3 @@ class TextToImagePipeline(LatentDiffusionPipeline):
             model = ComposableGuidance(self.unet, uncond, phrases, weights, guidance_scale, phrase_guidance)
             return dict(model=model, cond=cond, **step_kwargs)
         return dict(cond=cond, uncond=uncond, guidance_scale=guidance_scale, **step_kwargs)
-
-
-def default_path() -> Path:
-    return checkpoint_dir() / "text2img"
