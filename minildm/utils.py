@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import re
@@ -14,51 +13,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+# The generic checks live in minildm.validation; these names stay importable from here.
+from minildm.validation import (  # noqa: F401
+    MAX_SEED,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+    is_positive_int,
+    is_real_number,
+)
+from minildm.validation import check_seed as _check_seed
+
 BUDGETS = ("quick", "full")
 
 
-def is_positive_int(value: object) -> bool:
-    """An ``int`` >= 1 (``True`` is not one, nor is ``2.0``)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` if it is an int >= 1, else a ValueError naming ``name``: every "how many"
-    argument of minildm (steps, batch sizes, widths) goes through here."""
-    if not is_positive_int(value):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-MAX_SEED = 2**63 - 1
-
-
 def check_seed(seed: object, name: str = "seed") -> int:
-    """One rule for every seed in minildm (CLI, pipelines, training): an int in [0, 2**63 - 1]."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {seed!r}")
-    return int(seed)
-
-
-def is_real_number(value: object) -> bool:
-    """An int or float, Python's or NumPy's (``np.float32(0.5)``, ``np.int64(3)``), not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def check_positive_number(name: str, value: object) -> float:
-    """``value`` as a float if it is a finite number > 0 (learning rates, scales), else a ValueError
-    naming ``name``."""
-    if not is_real_number(value) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def check_probability(name: str, value: object) -> float:
-    """``value`` as a float if it is a number in [0, 1] (fractions, probabilities), else a ValueError
-    naming ``name``."""
-    if not is_real_number(value) or not 0.0 <= float(value) <= 1.0:  # (NaN fails both comparisons)
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
+    """The seed first, the name second: the older order of :func:`minildm.validation.check_seed`."""
+    return _check_seed(name, seed)
 
 
 def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
