@@ -121,3 +121,168 @@ def check_scale_factor(config: dict, key: str, folder: str | Path) -> float:
     if not value > 0:
         raise ValueError(f"{_where(folder)}: {key!r} must be a number > 0, got {value!r}")
     return float(value)
+
+
+# ------------------------------------------------------------------ the typed view of a config.json
+
+#: The backbones a checkpoint of each kind may hold: the one section of its ``"model"`` entry names it
+#: (``{"model": {"dit": {...}}}`` is lesson 11's transformer). The networks themselves are built by
+#: :func:`minildm.backbones.build_backbone`.
+KIND_BACKBONES: dict[str, tuple[str, ...]] = {
+    "toy2d": ("mlp",),
+    "pixel_ddpm": ("unet",),
+    "vae": ("vae",),
+    "latent_ddpm": ("unet",),
+    "clip": ("clip",),
+    "text2img": ("unet", "dit"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VAERef:
+    """What a latent model records of the VAE it was trained on (the pipeline refuses another)."""
+
+    model: dict  # the VAE checkpoint's "model" entry
+    scale_factor: float  # the latent scale f of z = f * E(x) it was trained with
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "scale_factor": self.scale_factor}
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderRef:
+    """What a text-to-image model records of its text encoder: our mini CLIP (``kind="clip"``, its
+    config in ``model``) or a transformers CLIP folder (``kind="transformers"``, at ``path``)."""
+
+    kind: str
+    model: dict | None = None
+    path: str | None = None
+    width: int | None = None
+    max_length: int | None = None
+    clip_skip: int = 0  # condition on that many layers before the last (lesson 10)
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"kind": self.kind}
+        out.update({k: v for k, v in (("model", self.model), ("path", self.path), ("width", self.width),
+                                      ("max_length", self.max_length)) if v is not None})
+        if self.clip_skip:
+            out["clip_skip"] = self.clip_skip
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+    """How a few-step student was distilled (lesson 11): its sampler's steps and schedule."""
+
+    steps: tuple[int, ...]  # the step counts it was trained for
+    original_inference_steps: int  # the teacher's skipping schedule (LCM's N)
+    timestep_scaling: float
+    guidance_scale: float  # the teacher's guidance, built into the student
+    method: str = "lcm"
+    loss: str = "l2"
+    teacher: str | None = None
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["steps"] = list(self.steps)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+#: the entries of a config.json that :class:`CheckpointConfig` reads; the others stay in ``extra``
+_TYPED = ("kind", "model", "scheduler", "vae", "text_encoder", "distillation", "weights_dtype")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """A checkpoint's ``config.json`` with types: what it is (``kind``), its network (``backbone`` and
+    that backbone's section), its noise schedule, and what it was trained on (VAE, text encoder,
+    teacher). Training records (data, budget, steps) stay plain JSON in ``extra``. The file's layout is
+    unchanged, so every config.json written before this class existed reads the same."""
+
+    kind: str
+    backbone: str
+    model: dict  # the backbone's section: keyword arguments of its config class
+    scheduler: dict | None = None  # DDPMScheduler's keyword arguments (none for the VAE and CLIP)
+    vae: VAERef | None = None
+    text_encoder: TextEncoderRef | None = None
+    distillation: Distillation | None = None
+    weights_dtype: str = "float32"
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, config: dict, folder: str | Path | None = None) -> CheckpointConfig:
+        """Read and type-check ``config`` (the ``config.json`` of ``folder``, named in errors)."""
+        kind = config_value(config, "kind", str, folder)
+        if kind not in KIND_BACKBONES:
+            raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KIND_BACKBONES)}")
+        model = config_value(config, "model", dict, folder)
+        sections = [name for name in model if name in KIND_BACKBONES[kind]]
+        if len(sections) != 1 or len(model) != 1:
+            raise ValueError(f"{_where(folder)}: 'model' must hold one section, one of "
+                             f"{list(KIND_BACKBONES[kind])} for a {kind!r} model, got {sorted(model)}")
+        backbone = sections[0]
+        weights_dtype = config_value(config, "weights_dtype", str, folder, default="float32")
+        if weights_dtype not in ("float32", "float16"):
+            raise ValueError(f"{_where(folder)}: 'weights_dtype' must be float32 or float16, "
+                             f"got {weights_dtype!r}")
+        return cls(
+            kind=kind, backbone=backbone, model=config_value(config, f"model.{backbone}", dict, folder),
+            scheduler=config_value(config, "scheduler", dict, folder, default=None),
+            vae=_vae_ref(config, folder), text_encoder=_text_encoder_ref(config, folder),
+            distillation=_distillation(config, folder), weights_dtype=weights_dtype,
+            extra={k: v for k, v in config.items() if k not in _TYPED},
+        )
+
+    def to_dict(self) -> dict:
+        """The ``config.json`` this describes (what :meth:`from_dict` reads back)."""
+        out = dict(self.extra, kind=self.kind, model={self.backbone: self.model})
+        parts = (("scheduler", self.scheduler), ("vae", self.vae), ("text_encoder", self.text_encoder),
+                 ("distillation", self.distillation))
+        out.update({k: v if isinstance(v, dict) else v.to_dict() for k, v in parts if v is not None})
+        if self.weights_dtype != "float32":
+            out["weights_dtype"] = self.weights_dtype
+        return out
+
+
+def _vae_ref(config: dict, folder: str | Path | None) -> VAERef | None:
+    if "vae" not in config:
+        return None
+    model = config_value(config, "vae.model", dict, folder)
+    return VAERef(model, check_scale_factor(config, "vae.scale_factor", folder))
+
+
+def _text_encoder_ref(config: dict, folder: str | Path | None) -> TextEncoderRef | None:
+    if "text_encoder" not in config:
+        return None
+    kind = config_value(config, "text_encoder.kind", str, folder)
+    if kind not in ("clip", "transformers"):
+        raise ValueError(f"{_where(folder)}: 'text_encoder.kind' must be 'clip' or 'transformers', "
+                         f"got {kind!r}")
+    def get(key: str, expected: type) -> Any:  # noqa: E306
+        return config_value(config, f"text_encoder.{key}", expected, folder, default=None)
+
+    ours = kind == "clip"  # ours records the CLIP's config, a transformers CLIP the folder it was read from
+    return TextEncoderRef(
+        kind=kind,
+        model=config_value(config, "text_encoder.model", dict, folder) if ours else get("model", dict),
+        path=get("path", str) if ours else config_value(config, "text_encoder.path", str, folder),
+        width=get("width", int), max_length=get("max_length", int),
+        clip_skip=config_value(config, "text_encoder.clip_skip", int, folder, default=0),
+    )
+
+
+def _distillation(config: dict, folder: str | Path | None) -> Distillation | None:
+    if "distillation" not in config:
+        return None
+    def get(key: str, expected: type, default: Any = _MISSING) -> Any:  # noqa: E306
+        return config_value(config, f"distillation.{key}", expected, folder, default=default)
+
+    steps = get("steps", list)
+    if not steps or not all(_is_type(n, int) and n > 0 for n in steps):
+        raise ValueError(f"{_where(folder)}: 'distillation.steps' must be a list of ints > 0, got {steps!r}")
+    return Distillation(
+        steps=tuple(steps), original_inference_steps=get("original_inference_steps", int),
+        timestep_scaling=float(get("timestep_scaling", float)),
+        guidance_scale=float(get("guidance_scale", float)),
+        method=get("method", str, "lcm"), loss=get("loss", str, "l2"), teacher=get("teacher", str, None),
+    )

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import CONFIG_NAME, config_value, load_text_encoder, read_config
-from minildm.nn import DiTConfig, DiTModel, UNetModel
+from minildm.backbones import build_backbone
+from minildm.checkpoint_config import KIND_BACKBONES, CheckpointConfig, TextEncoderRef, VAERef
+from minildm.checkpoints import CONFIG_NAME, load_text_encoder, read_config
+from minildm.nn import DiTConfig
 from minildm.schedulers import DDPMScheduler
 from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, latent_data, train_config
 from minildm.tasks.latent_ddpm import LATENT_SCHEDULER, LATENT_UNET
@@ -31,7 +33,7 @@ TEXT2IMG_DATA = {
 #: Lesson 11's transformer backbone at the U-Net's size (3.21M parameters each): 16 tokens of 2 x 2
 #: latent patches, 4 blocks of width 192.
 TEXT2IMG_DIT = DiTConfig(in_channels=4, out_channels=4, image_size=8, patch_size=2, hidden_size=192, depth=4)
-BACKBONES = ("unet", "dit")
+BACKBONES = KIND_BACKBONES["text2img"]  # ("unet", "dit")
 CAPTION_DROPOUT = 0.1
 TEXT2IMG_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
@@ -52,27 +54,25 @@ def encode_captions(text_encoder: TextEncoder, captions: list[str], batch_size: 
     return contexts, torch.tensor([position[c] for c in captions])
 
 
-def _load_text_encoder(path: str | Path | None, clip_skip: int = 0) -> tuple[TextEncoder, dict]:
+def _load_text_encoder(path: str | Path | None, clip_skip: int = 0) -> tuple[TextEncoder, TextEncoderRef]:
     """Our mini CLIP (default ``data/checkpoints/clip``) or a transformers CLIP folder, with the
-    ``text_encoder`` section of the config that records which (and ``clip_skip`` when it is not 0)."""
+    record of which (the ``text_encoder`` section of the config, ``clip_skip`` included)."""
     if path is None or _is_our_clip(Path(path)):
         text_encoder, clip_config = load_text_encoder(path)
-        encoder_cfg = {"kind": "clip", "model": clip_config["model"]}
+        model, where = clip_config["model"], None
     else:
         text_encoder = TextEncoder.from_pretrained(path)
-        encoder_cfg = {"kind": "transformers", "path": str(Path(path).resolve())}
-    encoder_cfg.update(width=text_encoder.width, max_length=text_encoder.max_length)
+        model, where = None, str(Path(path).resolve())
     text_encoder.clip_skip = clip_skip
-    if clip_skip:
-        encoder_cfg["clip_skip"] = clip_skip
-    return text_encoder, encoder_cfg
+    ref = TextEncoderRef(kind="clip" if where is None else "transformers", model=model, path=where,
+                         width=text_encoder.width, max_length=text_encoder.max_length, clip_skip=clip_skip)
+    return text_encoder, ref
 
 
 def _is_our_clip(folder: Path) -> bool:
-    """A checkpoint of ``python -m minildm train clip`` (not a transformers CLIP folder)."""
-    if not (folder / CONFIG_NAME).is_file():
-        return False
-    return config_value(read_config(folder), "kind", str, folder, default=None) == "clip"
+    """A checkpoint of ``python -m minildm train clip`` (not a transformers CLIP folder, whose
+    config.json has no ``kind``)."""
+    return (folder / CONFIG_NAME).is_file() and read_config(folder).get("kind") == "clip"
 
 
 def text2img_task(
@@ -103,21 +103,14 @@ def text2img_task(
     data = latent_data(data_cfg, vae_path)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()  # the empty prompt: [BOS, EOS, PAD, ...]
-    if backbone == "dit":
-        net_config = replace(TEXT2IMG_DIT, context_dim=text_encoder.width)
-    else:
-        net_config = replace(TEXT2IMG_UNET, context_dim=text_encoder.width)
+    default = {"unet": TEXT2IMG_UNET, "dit": TEXT2IMG_DIT}[backbone]
+    net_config = replace(default, context_dim=text_encoder.width)
     scheduler = DDPMScheduler(**LATENT_SCHEDULER)
-    config = {
-        "kind": "text2img",
-        "model": {backbone: net_config.to_dict()},
-        "scheduler": LATENT_SCHEDULER,
-        "data": data_cfg,
-        "vae": data.vae_section(),
-        "text_encoder": encoder_cfg,
-        "caption_dropout": CAPTION_DROPOUT,
-        "preset": preset,
-    }
+    config = CheckpointConfig(
+        kind="text2img", backbone=backbone, model=net_config.to_dict(), scheduler=LATENT_SCHEDULER,
+        vae=VAERef(**data.vae_section()), text_encoder=encoder_cfg,
+        extra={"data": data_cfg, "caption_dropout": CAPTION_DROPOUT, "preset": preset},
+    ).to_dict()
     uncond, contexts, caption_index = DeviceCache(uncond), DeviceCache(contexts), DeviceCache(caption_index)
 
     def pick_context(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -129,5 +122,5 @@ def text2img_task(
     loss = data.loss(scheduler, pick_context)
     cfg = train_config(TEXT2IMG_BUDGETS, budget, seed, preset)
     torch.manual_seed(seed)
-    model = DiTModel(net_config) if backbone == "dit" else UNetModel(net_config)
+    model = build_backbone(backbone, net_config)
     return Task("text2img", model, loss, config, cfg)
