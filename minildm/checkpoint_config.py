@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from minildm.utils import is_real_number
+from minildm.validation import is_real_number
 
 CONFIG_NAME = "config.json"
 
