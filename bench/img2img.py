@@ -39,7 +39,7 @@ def edit_counts(pipe: Img2ImgPipeline, cases: EditCases, **kwargs) -> tuple[int,
     """Edit every case (seed 0): how many the judge accepts for the prompt, how many for the full target,
     and the seconds the edits took (judging not included)."""
     start = time.perf_counter()
-    out = to_uint8(pipe(cases.prompts, cases.images, seed=0, progress=False, **kwargs))
+    out = to_uint8(pipe(cases.prompts, cases.images, seed=0, progress=False, **kwargs).images)
     seconds = time.perf_counter() - start
     edited = sum(judge(o, p).ok for o, p in zip(out, cases.prompts))
     kept = sum(judge(o, t).ok for o, t in zip(out, cases.targets))
@@ -60,7 +60,7 @@ def inpaint_row(
     rights, changes, seconds = [], [], 0.0
     for scenes in scene_sets:
         start = time.perf_counter()
-        out = pipe(scenes.prompts, scenes.images, scenes.masks, seed=0, progress=False, **kwargs).cpu()
+        out = pipe(scenes.prompts, scenes.images, scenes.masks, seed=0, progress=False, **kwargs).images.cpu()
         seconds += time.perf_counter() - start
         rights.append(sum(judge(o, s).ok for o, s in zip(to_uint8(out), scenes.prompts)))
         keep = (1 - scenes.masks).expand_as(out)

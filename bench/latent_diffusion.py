@@ -79,7 +79,8 @@ def main() -> None:
 
     pipe = LatentDiffusionPipeline.from_pretrained(device="cpu")
     start = time.perf_counter()
-    batches = [pipe(min(64, args.n - i), args.steps, seed=i, progress=False) for i in range(0, args.n, 64)]
+    batches = [pipe(min(64, args.n - i), args.steps, seed=i, progress=False).images
+               for i in range(0, args.n, 64)]
     samples = torch.cat(batches)
     per_image = (time.perf_counter() - start) / args.n
     report = clean_object_report(samples)

@@ -78,7 +78,7 @@ def latent_samples_row(seed: int) -> Row:
     from minildm.utils import to_uint8
 
     pipe = LatentDiffusionPipeline.from_pretrained(device="cpu")
-    return to_uint8(pipe(8, 50, seed=seed, progress=False)), ["lesson 05, latents:"] + ["sampled"] * 7
+    return to_uint8(pipe(8, 50, seed=seed, progress=False).images), ["lesson 05, latents:"] + ["sampled"] * 7
 
 
 def prompted_row(seed: int) -> tuple[Row, int]:
@@ -88,7 +88,7 @@ def prompted_row(seed: int) -> tuple[Row, int]:
     from minildm.utils import to_uint8
 
     pipe = TextToImagePipeline.from_pretrained(device="cpu")
-    images = to_uint8(pipe(list(DEMO_PROMPTS), seed=seed, progress=False))
+    images = to_uint8(pipe(list(DEMO_PROMPTS), seed=seed, progress=False).images)
     followed = [judge(image, prompt).ok for image, prompt in zip(images, DEMO_PROMPTS)]
     titles = [("✓ " if ok else "✗ ") + wrap(p, 18) for ok, p in zip(followed, DEMO_PROMPTS)]
     return (images, titles), sum(followed)

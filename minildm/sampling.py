@@ -1,10 +1,11 @@
-r"""The sampling loop, one for every scheduler: call the network (with classifier-free guidance,
-once, in :meth:`Sampler.get_model_output`), hand its output to ``scheduler.step``, repeat over
-``scheduler.timesteps``. DDPM and DDIM differ only in their scheduler's ``step``:
+r"""The sampling loop, one for every scheduler: call the denoiser at $(x_t, t)$ (a noise network, or
+one wrapped with its conditioning and classifier-free guidance in a :class:`~minildm.guidance.CFGDenoiser`),
+hand its output to ``scheduler.step``, repeat over ``scheduler.timesteps``. DDPM and DDIM differ
+only in their scheduler's ``step``:
 
     x_T ~ N(0, I)                                    (or the latents you pass)
     for t in scheduler.timesteps:                    (largest first)
-        out = model(x_t, t, c), guided               (eps, v or x0: what it was trained for)
+        out = denoiser(x_t, t)                       (eps, v or x0: what it was trained for)
         x_t = scheduler.step(out, t, x_t).prev_sample
     return x_0
 
@@ -19,26 +20,15 @@ from collections.abc import Callable
 
 import torch
 
+from minildm.guidance import CFGDenoiser, Denoiser, check_guidance_scale
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, SchedulerMixin
 from minildm.schedulers.ddim import check_eta
-from minildm.utils import is_real_number
 from minildm.utils import progress as progress_bar
 
-# A model is called as model(x, t, context) -> output of x's shape (eps, v or x0, as it was trained)
-Model = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+__all__ = ["CFGDenoiser", "DDIMSampler", "Denoiser", "Sampler", "check_guidance_scale", "check_start_index",
+           "check_step_kwargs", "timestep_batch"]
 # on_step_end(index of the step, its timestep, the sample after it) -> the sample to continue with
 StepCallback = Callable[[int, int, torch.Tensor], torch.Tensor]
-
-
-def check_guidance_scale(guidance_scale: float) -> None:
-    """Classifier-free guidance's scale s: a number >= 1 (1 means no guidance)."""
-    if not is_real_number(guidance_scale):  # NumPy's numbers too (np.float32(7.5))
-        raise ValueError(f"guidance_scale must be a number >= 1 (SD uses 7.5), got {guidance_scale!r}")
-    if not 1.0 <= guidance_scale < float("inf"):
-        raise ValueError(
-            "guidance_scale must be >= 1 and finite (1 means no guidance; SD uses 7.5), "
-            f"got {guidance_scale!r}"
-        )
 
 
 def check_step_kwargs(scheduler: SchedulerMixin, step_kwargs: dict) -> None:
@@ -81,9 +71,16 @@ def _starting_sample(
     return torch.randn(shape, generator=generator, device=draw_on).to(device)
 
 
-def _model_device(model: Model) -> torch.device:
-    params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+def _model_device(denoiser: Denoiser) -> torch.device:
+    params = next(denoiser.parameters(), None) if isinstance(denoiser, torch.nn.Module) else None
     return params.device if params is not None else torch.device("cpu")
+
+
+def timestep_batch(t: int | float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The timestep ``t`` as a tensor [B] on x's device, one per sample of ``x`` (what a denoiser is
+    called with): integer timesteps stay integers, the Euler samplers' float ones stay floats."""
+    t = torch.as_tensor(t, device=x.device)
+    return (t if t.is_floating_point() else t.long()).reshape(-1).expand(x.shape[0])
 
 
 def check_start_index(start_index: int, last: int) -> None:
@@ -95,50 +92,14 @@ def check_start_index(start_index: int, last: int) -> None:
 class Sampler:
     """The sampling loop shared by every scheduler (DDPM, DDIM, ...)."""
 
-    def get_model_output(
-        self,
-        model: Model,
-        x: torch.Tensor,
-        t: int | torch.Tensor,
-        cond: torch.Tensor | None = None,
-        uncond: torch.Tensor | None = None,
-        guidance_scale: float = 1.0,
-    ) -> torch.Tensor:
-        """The network's output at $(x, t)$, guided if ``uncond`` is given and the scale is > 1.
-
-        Classifier-free guidance runs the conditional and the unconditional model in one doubled
-        batch and extrapolates from the second towards the first (Ho & Salimans, 2022)."""
-        check_guidance_scale(guidance_scale)
-        batch = x.shape[0]
-        t = torch.as_tensor(t, device=x.device)
-        # integer timesteps stay integers; the Euler samplers' float ones reach the network as floats
-        t = (t if t.is_floating_point() else t.long()).reshape(-1).expand(batch)
-        if uncond is None or guidance_scale == 1.0:
-            return model(x, t, cond)
-        if cond is None:
-            raise ValueError("cond must be given along with uncond for classifier-free guidance")
-        for name, context in (("cond", cond), ("uncond", uncond)):
-            if context.shape[0] not in (1, batch):
-                raise ValueError(f"{name} must have batch size 1 or {batch}, got {context.shape[0]}")
-        cond = cond.expand(batch, *cond.shape[1:])
-        uncond = uncond.expand(batch, *uncond.shape[1:])
-        out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([uncond, cond]))
-        out_uncond, out_cond = out.chunk(2)
-        # $\hat\epsilon = \epsilon_\theta(x_t, \varnothing)
-        #   + s\,(\epsilon_\theta(x_t, c) - \epsilon_\theta(x_t, \varnothing))$
-        return out_uncond + guidance_scale * (out_cond - out_uncond)
-
     @torch.no_grad()
     def sample(
         self,
-        model: Model,
+        denoiser: Denoiser,
         shape: tuple[int, ...] | torch.Size | None,
         scheduler: SchedulerMixin,
         num_inference_steps: int,
         generator: torch.Generator | None = None,
-        cond: torch.Tensor | None = None,
-        uncond: torch.Tensor | None = None,
-        guidance_scale: float = 1.0,
         device: str | torch.device | None = None,
         progress: bool = True,
         latents: torch.Tensor | None = None,
@@ -154,13 +115,14 @@ class Sampler:
         after step ``i`` (timestep ``t``) and returns the sample to continue with (inpainting
         re-imposes the known region there).
 
-        The starting noise is drawn on the generator's device (the CPU by default) and then moved
-        to ``device`` (default: where the model's parameters are, else the CPU), so a seed gives
-        the same samples on every device. ``step_kwargs`` go to ``scheduler.step`` (e.g. DDIM's
-        ``eta=0.5``); one it does not take raises a ValueError before any work."""
-        check_guidance_scale(guidance_scale)
+        ``denoiser(x_t, t)`` is a noise network (unconditional: its context stays None) or a
+        :class:`~minildm.guidance.CFGDenoiser` (conditioned, guided). The starting noise is drawn on
+        the generator's device (the CPU by default) and then moved to ``device`` (default: where the
+        denoiser's parameters are, else the CPU), so a seed gives the same samples on every device.
+        ``step_kwargs`` go to ``scheduler.step`` (e.g. DDIM's ``eta=0.5``); one it does not take raises
+        a ValueError before any work."""
         check_step_kwargs(scheduler, step_kwargs)
-        device = torch.device(device) if device is not None else _model_device(model)
+        device = torch.device(device) if device is not None else _model_device(denoiser)
         x = _starting_sample(shape, latents, generator, device)
         scheduler.set_timesteps(num_inference_steps, device=device)
         last = len(scheduler.timesteps) - 1
@@ -171,7 +133,7 @@ class Sampler:
         timesteps = progress_bar(scheduler.timesteps[start_index:], desc="sampling", disable=not progress)
         for i, t in enumerate(timesteps, start=start_index):
             model_input = scheduler.scale_model_input(x, t)
-            output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
+            output = denoiser(model_input, timestep_batch(t, model_input))
             x = scheduler.step(output, t, x, generator=generator, **step_kwargs).prev_sample
             if on_step_end is not None:
                 x = on_step_end(i, int(t), x)  # (the Euler samplers' float t, rounded down)
@@ -180,13 +142,10 @@ class Sampler:
     @torch.no_grad()
     def invert(
         self,
-        model: Model,
+        denoiser: Denoiser,
         x0: torch.Tensor,
         scheduler: DDIMScheduler,
         num_inference_steps: int,
-        cond: torch.Tensor | None = None,
-        uncond: torch.Tensor | None = None,
-        guidance_scale: float = 1.0,
         progress: bool = True,
         start_index: int = 0,
     ) -> torch.Tensor:
@@ -198,9 +157,9 @@ class Sampler:
 
         ``scheduler`` is the DDIMScheduler you will sample with (its settings are copied into a
         :class:`DDIMInverseScheduler`), or a DDIMInverseScheduler. The loop runs on ``x0``'s
-        device. Guidance works as for sampling, but inversion is usually done with
-        ``guidance_scale=1``: with a large scale the inverted noise no longer reconstructs ``x0``
-        (the problem null-text inversion solves)."""
+        device. ``denoiser`` is as for :meth:`sample`; inversion is usually done with a guidance
+        scale of 1 (e.g. the network under the empty prompt): with a large scale the inverted noise
+        no longer reconstructs ``x0`` (the problem null-text inversion solves)."""
         if not isinstance(scheduler, DDIMScheduler):
             raise ValueError(
                 f"scheduler must be a DDIMScheduler or a DDIMInverseScheduler, got {type(scheduler).__name__}"
@@ -221,7 +180,7 @@ class Sampler:
         for t in progress_bar(timesteps, desc="inverting", disable=not progress):
             model_input = inverse.scale_model_input(x, t)
             # the network at the sample we have ($x_{t'}$) and the timestep we go to ($t$)
-            output = self.get_model_output(model, model_input, t, cond, uncond, guidance_scale)
+            output = denoiser(model_input, timestep_batch(t, model_input))
             x = inverse.step(output, t, x).prev_sample
         return x
 

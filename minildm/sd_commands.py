@@ -148,7 +148,7 @@ def load_sd_pipeline(cls, args: argparse.Namespace):
     pipe = cls(**load_components(args.checkpoint, args.tokenizer, args.device, sampler=args.sampler))
     pipe.strict = not args.no_strict  # (the grammar applies when the checkpoint carries our tokenizer)
     if args.dtype == "float16":
-        pipe.unet = HalfPrecisionUNet(pipe.unet)
+        pipe.backbone = HalfPrecisionUNet(pipe.backbone)
     args.sampler = sampler_name(pipe.scheduler)
     args.steps = SD_STEPS if args.steps is None else args.steps
     args.guidance = SD_GUIDANCE if args.guidance is None else args.guidance

@@ -22,7 +22,7 @@ PROMPTS = ["a red circle to the left of a blue square", "a large green triangle 
 def _sampling_outputs() -> dict[str, torch.Tensor]:
     from minildm.checkpoints import checkpoint_dir, load_pretrained
     from minildm.pipelines import LatentDiffusionPipeline, TextToImagePipeline
-    from minildm.sampling import Sampler
+    from minildm.sampling import CFGDenoiser, Sampler
     from minildm.schedulers import DDIMScheduler, DDPMScheduler
 
     out = {}
@@ -32,17 +32,19 @@ def _sampling_outputs() -> dict[str, torch.Tensor]:
         model, (2, 3, 32, 32), scheduler, 5, generator=generator, progress=False
     )
     latent = LatentDiffusionPipeline.from_pretrained(device="cpu")
-    out["latent_pipeline"] = latent(2, 5, seed=0, progress=False)
+    out["latent_pipeline"] = latent(2, 5, seed=0, progress=False).images
     # the U-Net the references were written with (the default is now lesson 11's DiT)
     pipe = TextToImagePipeline.from_pretrained(checkpoint_dir() / "text2img_unet", device="cpu")
-    images, latents = pipe(PROMPTS, 5, 3.0, seed=0, progress=False, return_latents=True)
-    out["text2img_ddim"], out["text2img_ddim_latents"] = images, latents
+    result = pipe(PROMPTS, 5, 3.0, seed=0, progress=False)
+    latents = result.latents
+    out["text2img_ddim"], out["text2img_ddim_latents"] = result.images, latents
     pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    out["text2img_ddpm"] = pipe(PROMPTS, 5, 3.0, seed=0, progress=False)
+    out["text2img_ddpm"] = pipe(PROMPTS, 5, 3.0, seed=0, progress=False).images
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    out["text2img_ddim_eta"] = pipe(PROMPTS, 5, 2.0, seed=1, progress=False, eta=0.5)
+    out["text2img_ddim_eta"] = pipe(PROMPTS, 5, 2.0, seed=1, progress=False, eta=0.5).images
     cond = pipe.encode_prompt(PROMPTS)
-    out["ddim_inversion"] = Sampler().invert(pipe.unet, latents, pipe.scheduler, 5, cond=cond, progress=False)
+    out["ddim_inversion"] = Sampler().invert(CFGDenoiser(pipe.backbone, cond), latents, pipe.scheduler, 5,
+                                             progress=False)
     return out
 
 

@@ -124,7 +124,7 @@ def _single_file(sd: Path, to: Path) -> Path:
     from minildm.stable_diffusion import load_sd_folder
 
     parts = load_sd_folder(sd, device="cpu")
-    unet = parts["unet"].state_dict()
+    unet = parts["backbone"].state_dict()
     state = {"model.diffusion_model." + k.replace("time_embed.linear_1.", "time_embed.0.")
              .replace("time_embed.linear_2.", "time_embed.2."): v for k, v in unet.items()}
     state |= {"first_stage_model." + k: v for k, v in parts["vae"].state_dict().items()}

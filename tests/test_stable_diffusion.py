@@ -163,7 +163,7 @@ def test_unet_vae_and_text_encoder_equal_diffusers(sd_folder):
         ).input_ids
         assert context.shape == (2, 77, ref.text_encoder.config.hidden_size)
         assert _max_diff(context, ref.text_encoder(ids)[0]) <= 1e-5
-        assert _max_diff(ours["unet"](x, t, context), ref.unet(x, t, context).sample) <= 1e-5
+        assert _max_diff(ours["backbone"](x, t, context), ref.unet(x, t, context).sample) <= 1e-5
         image = torch.rand(1, 3, 64, 64) * 2 - 1
         posterior, ref_posterior = ours["vae"].encode(image), ref.vae.encode(image).latent_dist
         assert _max_diff(posterior.mean, ref_posterior.mean) <= 1e-5
@@ -459,7 +459,7 @@ def test_single_file_checkpoint_with_compvis_names(sd_folder, tmp_path):
     folder, _ = sd_folder
     parts = load_sd_folder(folder, device="cpu")
     state = {}
-    for k, v in parts["unet"].state_dict().items():
+    for k, v in parts["backbone"].state_dict().items():
         k = k.replace("time_embed.linear_1.", "time_embed.0.").replace(
             "time_embed.linear_2.", "time_embed.2."
         )
@@ -483,7 +483,7 @@ def test_single_file_checkpoint_with_compvis_names(sd_folder, tmp_path):
     from minildm.stable_diffusion.loading import _infer_unet_config
     from minildm.stable_diffusion.weights import unet_from_compvis
 
-    cfg, ours = _infer_unet_config(unet_from_compvis(state), "sd.safetensors"), parts["unet"].config
+    cfg, ours = _infer_unet_config(unet_from_compvis(state), "sd.safetensors"), parts["backbone"].config
     assert (
         cfg.model_channels,
         cfg.channel_mult,
@@ -545,7 +545,7 @@ def test_sd2_single_file_open_clip_text_encoder_reads_the_penultimate_layer(tmp_
     parts = load_sd_folder(root, device="cpu")
     state |= {"first_stage_model." + k: v for k, v in parts["vae"].state_dict().items()}
     unet_state = {}
-    for k, v in parts["unet"].state_dict().items():
+    for k, v in parts["backbone"].state_dict().items():
         k = k.replace("time_embed.linear_1.", "time_embed.0.").replace(
             "time_embed.linear_2.", "time_embed.2."
         )

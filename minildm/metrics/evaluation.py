@@ -59,11 +59,12 @@ def batch_seed(seed: int, index: int) -> int:
 
 
 def generate(pipe, prompts: list[str], seed: int = 0, batch_size: int = 64, **pipe_kwargs) -> torch.Tensor:
-    """``pipe(batch, seed=batch_seed(seed, i), progress=False, **pipe_kwargs)`` over batches of
+    """``pipe(batch, seed=batch_seed(seed, i), progress=False, **pipe_kwargs).images`` over batches of
     ``prompts``: float images (N, 3, H, W) in [-1, 1] on the CPU, the same for the same seed."""
     seed, batch_size = check_seed(seed), check_positive_int("batch_size", batch_size)
     batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
-    images = [pipe(b, seed=batch_seed(seed, i), progress=False, **pipe_kwargs) for i, b in enumerate(batches)]
+    images = [pipe(b, seed=batch_seed(seed, i), progress=False, **pipe_kwargs).images
+              for i, b in enumerate(batches)]
     return torch.cat([x.cpu() for x in images])
 
 

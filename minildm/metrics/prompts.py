@@ -82,8 +82,8 @@ def prompt_fidelity(
     """Judge a text-to-image pipeline on ``n`` prompts of each kind: ``{kind: score(...)}``, plus
     ``"all"`` (every prompt together).
 
-    ``pipe(prompts, seed=..., progress=False, **pipe_kwargs)`` must return images in [-1, 1]
-    (a :class:`~minildm.pipelines.TextToImagePipeline` does). Batch ``i`` is sampled with seed
+    ``pipe(prompts, seed=..., progress=False, **pipe_kwargs).images`` must be images in [-1, 1]
+    (a :class:`~minildm.pipelines.TextToImagePipeline`'s output). Batch ``i`` is sampled with seed
     ``i``, so two samplers given the same prompts start from the same noise."""
     from minildm.metrics.judge import score, summarise
 
@@ -93,7 +93,8 @@ def prompt_fidelity(
     for kind in kinds:
         prompts = prompt_set(kind, n, seed=seed)
         batches = [prompts[i : i + batch_size] for i in range(0, n, batch_size)]
-        images = torch.cat([pipe(b, seed=i, progress=False, **pipe_kwargs) for i, b in enumerate(batches)])
+        images = torch.cat([pipe(b, seed=i, progress=False, **pipe_kwargs).images
+                            for i, b in enumerate(batches)])
         results[kind] = score(images, prompts)
         prompts_all += prompts
         verdicts_all += results[kind]["verdicts"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from minildm.guidance import CFGDenoiser
 from minildm.text.grammar import object_phrases
 from minildm.utils import is_real_number
 
@@ -35,38 +36,31 @@ def check_phrase_scale(phrase_scale: object) -> float:
     return value
 
 
-class ComposableGuidance(nn.Module):
-    """Wraps the U-Net so that ``model(z_t, t, c)`` returns the composed prediction above; the
-    sampler calls it like an unguided model (``guidance_scale=1``, no ``uncond``).
+class ComposableGuidance(CFGDenoiser):
+    """The :class:`~minildm.guidance.CFGDenoiser` whose ``(z_t, t)`` call returns the composed
+    prediction above: classifier-free guidance of the whole prompt plus one term per phrase, each
+    weighted ``phrase_scale`` times its 0/1 weight (all in one batch, even at scale 1).
 
     ``phrases`` ``[K, B, tokens, width]``: phrase k of every prompt, ``weights`` ``[K, B]``: 1 where
     prompt b has a k-th phrase, else 0 (its slot holds the empty prompt and adds nothing)."""
 
     def __init__(
         self,
-        unet: nn.Module,
+        net: nn.Module,
+        cond: torch.Tensor,
         uncond: torch.Tensor,
         phrases: torch.Tensor,
         weights: torch.Tensor,
         guidance_scale: float,
         phrase_scale: float,
     ) -> None:
-        super().__init__()
-        self.unet, self.uncond, self.phrases, self.weights = unet, uncond, phrases, weights
-        self.guidance_scale, self.phrase_scale = guidance_scale, phrase_scale
+        self.phrase_scale = check_phrase_scale(phrase_scale)
+        terms = [(phrases[i], self.phrase_scale * weights[i]) for i in range(phrases.shape[0])]
+        super().__init__(net, cond, uncond, guidance_scale, terms=terms)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        batch, k = x.shape[0], self.phrases.shape[0]
-        uncond = self.uncond.expand(batch, *self.uncond.shape[1:])
-        contexts = torch.cat([uncond, cond, *self.phrases.unbind(0)])
-        out = self.unet(x.repeat(2 + k, *[1] * (x.ndim - 1)), t.repeat(2 + k), contexts).chunk(2 + k)
-        out_uncond, out_cond = out[0], out[1]
-        # $\epsilon(\varnothing) + s\,(\epsilon(c) - \epsilon(\varnothing))$: classifier-free guidance ...
-        guided = out_uncond + self.guidance_scale * (out_cond - out_uncond)
-        for i in range(k):  # ... + $s_p \sum_i (\epsilon(c_i) - \epsilon(\varnothing))$
-            w = self.weights[i].to(guided).reshape(-1, *[1] * (x.ndim - 1))
-            guided = guided + self.phrase_scale * w * (out[2 + i] - out_uncond)
-        return guided
+    @property
+    def guided(self) -> bool:
+        return True  # (the composed batch even when the scale is 1 and no prompt has phrases)
 
 
 def phrase_contexts(

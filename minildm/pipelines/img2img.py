@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import torch
 
-from minildm.pipelines.latent_diffusion import check_images
-from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
+from minildm.guidance import CFGDenoiser
+from minildm.pipelines.latent_diffusion import PipelineOutput, check_images
+from minildm.pipelines.text_to_image import TextToImagePipeline
 from minildm.schedulers import DDIMScheduler, SchedulerMixin
-from minildm.utils import check_seed, is_real_number
+from minildm.utils import is_real_number
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
@@ -86,25 +87,22 @@ class Img2ImgPipeline(TextToImagePipeline):
         prompts: str | list[str],
         image: torch.Tensor,
         strength: float = DEFAULT_STRENGTH,
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         seed: int = 0,
         progress: bool = True,
-        return_latents: bool = False,
         eta: float = 0.0,
         init: str | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    ) -> PipelineOutput:
         """Edit ``image`` (3, H, W) or (B, 3, H, W) in [-1, 1] toward each prompt, from a start made by
         ``init``: "inversion" or "noise" (see the module docstring; default: inversion with the DDIM
-        sampler, noise with the others). The same ``seed`` gives the same images (the noise is drawn
-        on the CPU)."""
-        prompts = prompt_list(prompts)
+        sampler, noise with the others). Steps and guidance default as for text to image (a distilled
+        student's own). The same ``seed`` gives the same images (the noise is drawn on the CPU)."""
         strength = check_strength(strength)
         init = check_init(init, self.scheduler)
-        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
-        seed = check_seed(seed)
+        plan = self.prepare(prompts, num_inference_steps, guidance_scale, seed, eta)
+        prompts, num_inference_steps = plan.prompts, plan.num_inference_steps
         images = batch_images(image, len(prompts), size=None if self.any_size else self.image_size)
-        conditioning = self.conditioning(prompts, guidance_scale, eta)
         z0 = self.encode_image(images).to(self.device)
         # which timesteps run: the last floor(n * strength) of the n
         self.scheduler.set_timesteps(num_inference_steps)
@@ -115,13 +113,12 @@ class Img2ImgPipeline(TextToImagePipeline):
                 "raise the strength or the number of steps"
             )
         start = num_inference_steps - denoising_steps
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(plan.seed)
         if init == "inversion":
             # DDIM run backwards from z_0 up to t_s, under the empty prompt (no guidance)
-            uncond = conditioning["uncond"].expand(len(prompts), -1, -1)
+            unconditional = CFGDenoiser(self.backbone, plan.uncond.expand(len(prompts), -1, -1))
             z_t = self.sampler.invert(
-                self.unet, z0, self.scheduler, num_inference_steps, cond=uncond, progress=progress,
-                start_index=start,
+                unconditional, z0, self.scheduler, num_inference_steps, progress=progress, start_index=start,
             )
         else:
             noise = torch.randn(z0.shape, generator=generator).to(z0.device)
@@ -129,7 +126,7 @@ class Img2ImgPipeline(TextToImagePipeline):
             # $z_{t_s} = \sqrt{\bar\alpha_{t_s}}\, z_0 + \sqrt{1 - \bar\alpha_{t_s}}\, \epsilon$
             z_t = self.scheduler.add_noise(z0, noise, t_start)
         latents = self.sampler.sample(
-            self.unet, None, self.scheduler, num_inference_steps, generator=generator, progress=progress,
-            latents=z_t, start_index=start, **conditioning,
+            plan.denoiser, None, self.scheduler, num_inference_steps, generator=generator, progress=progress,
+            latents=z_t, start_index=start, **plan.step_kwargs,
         )
-        return self._finish(latents, return_latents, guidance_scale)
+        return self._finish(latents, plan.guidance_scale)

@@ -33,10 +33,11 @@ import torch.nn.functional as F
 
 from minildm.imageio import mask_tensor
 from minildm.pipelines.img2img import batch_images
-from minildm.pipelines.text_to_image import DEFAULT_GUIDANCE, DEFAULT_STEPS, TextToImagePipeline, prompt_list
-from minildm.sampling import check_step_kwargs
+from minildm.pipelines.latent_diffusion import PipelineOutput
+from minildm.pipelines.text_to_image import SamplingPlan, TextToImagePipeline
+from minildm.sampling import check_step_kwargs, timestep_batch
 from minildm.schedulers import DDIMScheduler, DDPMScheduler
-from minildm.utils import check_positive_int, check_seed
+from minildm.utils import check_positive_int
 from minildm.utils import progress as progress_bar
 
 #: RePaint's resamplings per step when the scheduler allows them (see the module docstring)
@@ -71,22 +72,21 @@ class InpaintPipeline(TextToImagePipeline):
         prompts: str | list[str],
         image: torch.Tensor,
         mask: torch.Tensor,
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         seed: int = 0,
         progress: bool = True,
-        return_latents: bool = False,
         eta: float = 0.0,
         resample_steps: int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    ) -> PipelineOutput:
         """Repaint where ``mask`` (H, W) or (B, 1, H, W) is 1, keep the rest of ``image`` (3, H, W)
         or (B, 3, H, W) in [-1, 1]; each prompt describes the whole picture wanted.
         ``resample_steps`` > 1 takes each step that many times (RePaint), for as many times the cost;
-        ``None``: ``DEFAULT_RESAMPLE`` with DDIM or DDPM, 1 with other schedulers."""
-        prompts = prompt_list(prompts)
-        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
+        ``None``: ``DEFAULT_RESAMPLE`` with DDIM or DDPM, 1 with other schedulers. Steps and guidance
+        default as for text to image (a distilled student's own)."""
         resample_steps = self.check_resample(resample_steps)
-        seed = check_seed(seed)
+        plan = self.prepare(prompts, num_inference_steps, guidance_scale, seed, eta)
+        prompts, num_inference_steps = plan.prompts, plan.num_inference_steps
         images = batch_images(image, len(prompts), size=None if self.any_size else self.image_size)
         mask = mask_tensor(mask)
         if mask.shape[-2:] != images.shape[-2:]:
@@ -94,10 +94,9 @@ class InpaintPipeline(TextToImagePipeline):
                              "(H, W): give a mask of the image's size")
         if mask.shape[0] not in (1, len(prompts)):
             raise ValueError(f"give one mask or one per prompt ({len(prompts)}), got {mask.shape[0]}")
-        conditioning = self.conditioning(prompts, guidance_scale, eta)
         z0 = self.encode_image(images).to(self.device)
         m = self.latent_mask(mask).to(z0.device).expand(len(prompts), 1, *z0.shape[-2:])
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(plan.seed)
         noise = torch.randn(z0.shape, generator=generator).to(z0.device)
         self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps.tolist()
@@ -115,27 +114,25 @@ class InpaintPipeline(TextToImagePipeline):
         start = m * noise + (1 - m) * known_at(0)
         if resample_steps == 1:
             latents = self.sampler.sample(
-                self.unet, None, self.scheduler, num_inference_steps, generator=generator,
-                progress=progress, latents=start, on_step_end=reimpose, **conditioning,
+                plan.denoiser, None, self.scheduler, num_inference_steps, generator=generator,
+                progress=progress, latents=start, on_step_end=reimpose, **plan.step_kwargs,
             )
         else:
-            latents = self._resample_loop(
-                start, timesteps, reimpose, resample_steps, generator, conditioning, progress
-            )
-        return self._finish(latents, return_latents, guidance_scale)
+            latents = self._resample_loop(start, timesteps, reimpose, resample_steps, generator, plan,
+                                          progress)
+        return self._finish(latents, plan.guidance_scale)
 
     def _resample_loop(
-        self, z, timesteps, reimpose, resample_steps, generator, conditioning, progress
+        self, z, timesteps, reimpose, resample_steps, generator, plan: SamplingPlan, progress
     ) -> torch.Tensor:
         """RePaint's loop: each step ``resample_steps`` times, noised back from t' to t in between."""
-        step_kwargs = {k: v for k, v in conditioning.items() if k not in ("cond", "uncond", "guidance_scale")}
+        step_kwargs = plan.step_kwargs
         check_step_kwargs(self.scheduler, step_kwargs)
         abar = self.scheduler.alphas_cumprod
-        cond, uncond, scale = conditioning["cond"], conditioning["uncond"], conditioning["guidance_scale"]
         bar = progress_bar(timesteps, desc=f"inpainting (x{resample_steps})", disable=not progress)
         for i, t in enumerate(bar):
             for u in range(resample_steps):
-                output = self.sampler.get_model_output(self.unet, z, t, cond, uncond, scale)
+                output = plan.denoiser(z, timestep_batch(t, z))
                 z_prev = self.scheduler.step(output, t, z, generator=generator, **step_kwargs).prev_sample
                 z_prev = reimpose(i, t, z_prev)
                 if u == resample_steps - 1 or i == len(timesteps) - 1:  # (no jump back from the clean end)

@@ -8,16 +8,20 @@ The U-Net never sees a pixel: it is trained on ``scale_factor * z`` with ``z ~ q
 the frozen VAE encoder, and its samples are decoded once, at the end.
 
 A pipeline holds one ``scheduler``; swap it diffusers-style, keeping the trained schedule:
-``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``.
+``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``. Its noise network sits in the
+``backbone`` slot (a U-Net, or lesson 11's DiT; ``pipe.unet`` is the same slot under diffusers' name),
+and a call returns a :class:`PipelineOutput`: ``pipe(...).images``, as in diffusers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from minildm.checkpoints import check_scale_factor, checkpoint_folder, config_value, load_pretrained, load_vae
+from minildm.guidance import Denoiser
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
 from minildm.utils import check_finite, check_positive_int, check_seed, get_device, is_real_number
@@ -54,6 +58,15 @@ def check_images(images: object, size: int | None = None, name: str = "images") 
         )
 
 
+@dataclass
+class PipelineOutput:
+    """What a pipeline call returns: ``images`` (B, 3, H, W) in [-1, 1], and the scaled ``latents``
+    they were decoded from (for DDIM inversion, or to decode again)."""
+
+    images: torch.Tensor
+    latents: torch.Tensor | None = None
+
+
 class LatentDiffusionPipeline:
     """Unconditional latent diffusion: ``pipe(batch_size, num_inference_steps, seed)`` -> images.
 
@@ -65,7 +78,7 @@ class LatentDiffusionPipeline:
 
     def __init__(
         self,
-        unet: torch.nn.Module,
+        backbone: torch.nn.Module,
         scheduler: SchedulerMixin,
         vae: AutoencoderKL,
         scale_factor: float,
@@ -73,9 +86,20 @@ class LatentDiffusionPipeline:
     ) -> None:
         if not is_real_number(scale_factor) or not scale_factor > 0:
             raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
-        self.unet, self.scheduler, self.vae, self.scale_factor = unet, scheduler, vae, scale_factor
+        #: the noise network: a U-Net (lessons 05-10, Stable Diffusion) or a DiT (lesson 11)
+        self.backbone = backbone
+        self.scheduler, self.vae, self.scale_factor = scheduler, vae, scale_factor
         self.config = dict(config or {})
-        self.sampler = Sampler()  # the loop; its get_model_output is the guidance of every scheduler
+        self.sampler = Sampler()  # the loop, the same for every scheduler
+
+    @property
+    def unet(self) -> torch.nn.Module:
+        """The :attr:`backbone`, under diffusers' name (``pipe.unet = ...`` replaces it too)."""
+        return self.backbone
+
+    @unet.setter
+    def unet(self, net: torch.nn.Module) -> None:
+        self.backbone = net
 
     @classmethod
     def from_pretrained(
@@ -88,11 +112,11 @@ class LatentDiffusionPipeline:
 
         The U-Net's config records the VAE it was trained with; a different VAE is refused."""
         device = get_device(device)
-        unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
+        backbone, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
         scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
         vae = cls.load_matching_vae(config, vae_path, device, folder)
-        return cls(unet, scheduler, vae, scale_factor, config=config)
+        return cls(backbone, scheduler, vae, scale_factor, config=config)
 
     @staticmethod
     def load_matching_vae(
@@ -130,7 +154,7 @@ class LatentDiffusionPipeline:
     def size_multiple(self) -> int:
         """What a picture's height and width must be a multiple of: the VAE's factor f times the
         U-Net's own downsampling (SD 1.5: 8 x 8 = 64; ours: 4 x 4 = 16)."""
-        unet = getattr(getattr(self.unet, "config", None), "downsample_factor", 1)
+        unet = getattr(getattr(self.backbone, "config", None), "downsample_factor", 1)
         return self.vae.config.downsample_factor * unet
 
     def latent_shape_at(self, height: int | None = None, width: int | None = None) -> tuple[int, int, int]:
@@ -151,7 +175,7 @@ class LatentDiffusionPipeline:
 
     @property
     def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+        return next(self.backbone.parameters()).device
 
     @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -176,33 +200,30 @@ class LatentDiffusionPipeline:
         num_inference_steps: int,
         seed: int,
         progress: bool,
-        return_latents: bool,
-        **sample_kwargs,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Sample ``batch_size`` latents with the pipeline's scheduler and decode them; the noise
-        is drawn on the CPU from ``seed``. ``sample_kwargs`` go to :meth:`Sampler.sample`. (The
-        numbers are checked by the caller, the entry point.)"""
-        model = sample_kwargs.pop("model", self.unet)  # a guidance wrapper around the U-Net, if any
-        latent_shape = sample_kwargs.pop("latent_shape", None) or self.latent_shape  # (SD: any size)
+        denoiser: Denoiser | None = None,
+        latent_shape: tuple[int, ...] | None = None,
+        guidance: float = 1.0,
+        **step_kwargs,
+    ) -> PipelineOutput:
+        """Sample ``batch_size`` latents with the pipeline's scheduler and ``denoiser`` (default: the
+        backbone, unconditional) and decode them; the noise is drawn on the CPU from ``seed``.
+        ``step_kwargs`` go to the scheduler's step. (The numbers are checked by the caller, the entry.)"""
         latents = self.sampler.sample(
-            model,
-            (batch_size, *latent_shape),
+            self.backbone if denoiser is None else denoiser,
+            (batch_size, *(latent_shape or self.latent_shape)),  # (SD: any size)
             self.scheduler,
             num_inference_steps,
             generator=torch.Generator().manual_seed(seed),
             progress=progress,
-            **sample_kwargs,
+            **step_kwargs,
         )
-        return self._finish(latents, return_latents, sample_kwargs.get("guidance_scale", 1.0))
+        return self._finish(latents, guidance)
 
-    def _finish(
-        self, latents: torch.Tensor, return_latents: bool, guidance: float = 1.0
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def _finish(self, latents: torch.Tensor, guidance: float = 1.0) -> PipelineOutput:
         """Decode sampled latents, refusing non-finite ones (they would decode to black pictures)."""
         check_finite(latents, f"the sampled latents (guidance_scale {guidance:g}; a damaged U-Net or a "
                      "guidance scale too large for float32?)")
-        images = self.decode(latents)
-        return (images, latents) if return_latents else images
+        return PipelineOutput(images=self.decode(latents), latents=latents)
 
     def __call__(
         self,
@@ -210,10 +231,10 @@ class LatentDiffusionPipeline:
         num_inference_steps: int = 100,
         seed: int = 0,
         progress: bool = True,
-        return_latents: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Sample ``batch_size`` images (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the
-        same images on every device (the starting noise is drawn on the CPU)."""
+    ) -> PipelineOutput:
+        """Sample ``batch_size`` images (``.images``: float, (B, 3, H, W) in [-1, 1]; ``.latents``: what
+        they were decoded from); the same ``seed`` gives the same images on every device (the starting
+        noise is drawn on the CPU)."""
         batch_size = check_positive_int("batch_size", batch_size)
         num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
-        return self._generate(batch_size, num_inference_steps, check_seed(seed), progress, return_latents)
+        return self._generate(batch_size, num_inference_steps, check_seed(seed), progress)

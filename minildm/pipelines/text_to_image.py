@@ -18,6 +18,7 @@ scheduler: ``pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)``
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,9 +30,9 @@ from minildm.checkpoints import (
     load_pretrained,
     load_text_encoder,
 )
+from minildm.guidance import CFGDenoiser
 from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, phrase_contexts
-from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline
-from minildm.sampling import check_guidance_scale
+from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline, PipelineOutput
 from minildm.schedulers import SCHEDULERS, LCMScheduler, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
 from minildm.utils import check_positive_int, check_seed, get_device
@@ -55,6 +56,22 @@ def prompt_list(prompts: str | list[str]) -> list[str]:
     return prompts
 
 
+@dataclass
+class SamplingPlan:
+    """What every text pipeline's call starts from, made once by :meth:`TextToImagePipeline.prepare`:
+    the prompts, the checked step count, guidance scale and seed, the prompts' contexts, the guided
+    ``denoiser`` the sampling loop calls, and the scheduler's ``step_kwargs`` (DDIM's eta)."""
+
+    prompts: list[str]
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    cond: torch.Tensor
+    uncond: torch.Tensor
+    denoiser: CFGDenoiser
+    step_kwargs: dict = field(default_factory=dict)
+
+
 class TextToImagePipeline(LatentDiffusionPipeline):
     """``pipe(prompts, num_inference_steps, guidance_scale, seed)`` -> images in [-1, 1].
 
@@ -64,7 +81,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
 
     def __init__(
         self,
-        unet: torch.nn.Module,
+        backbone: torch.nn.Module,
         scheduler: SchedulerMixin,
         vae: AutoencoderKL,
         scale_factor: float,
@@ -72,8 +89,8 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         config: dict | None = None,
         strict: bool = True,
     ) -> None:
-        super().__init__(unet, scheduler, vae, scale_factor, config)
-        width = getattr(getattr(unet, "config", None), "context_dim", None)
+        super().__init__(backbone, scheduler, vae, scale_factor, config)
+        width = getattr(getattr(backbone, "config", None), "context_dim", None)
         if width is not None and width != text_encoder.width:
             raise ValueError(
                 f"the U-Net expects a context of width {width}, the text encoder gives {text_encoder.width}"
@@ -98,10 +115,10 @@ class TextToImagePipeline(LatentDiffusionPipeline):
     def default_sampler(self) -> str:
         return DEFAULT_SAMPLER if self.distillation is None else "lcm"
 
-    def check_sampling(self, num_inference_steps: int, guidance_scale: float) -> int:
+    def check_sampling(self, num_inference_steps: int) -> int:
         """Refuse a step count that is not a positive int, and the LCM sampler on a model that was not
-        distilled for it; warn when a student is sampled with a step count it was not measured at, or
-        guided again. Returns the step count as a Python int (NumPy's integers are accepted)."""
+        distilled for it; warn when a student is sampled with a step count it was not measured at.
+        Returns the step count as a Python int (NumPy's integers are accepted)."""
         num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
         if isinstance(self.scheduler, LCMScheduler) and self.distillation is None:
             raise ValueError("the lcm sampler needs a distilled student checkpoint (train lcm); "
@@ -111,12 +128,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         measured, most = self.distillation["steps"], self.distillation["original_inference_steps"]
         if num_inference_steps not in measured and 0 < num_inference_steps <= most:  # (others: refused)
             warnings.warn(f"this student was distilled for {measured} steps; "
-                          f"{num_inference_steps} steps is allowed but unmeasured", stacklevel=3)
-        if guidance_scale != 1.0:
-            folded = self.distillation["guidance_scale"]
-            warnings.warn(f"this student has guidance {folded:g} in its weights; guidance_scale "
-                          f"{guidance_scale:g} guides again (two network calls per step)",
-                          stacklevel=3)
+                          f"{num_inference_steps} steps is allowed but unmeasured", stacklevel=4)
         return num_inference_steps
 
     @classmethod
@@ -136,7 +148,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         if path is not None and is_stable_diffusion(path):  # SD: a diffusers folder or a .safetensors file
             return cls(**load_components(path, text_encoder_path, device))
         device = get_device(device)
-        unet, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
+        backbone, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
         # every entry this needs, read (and type-checked) before the VAE or the text encoder loads
         scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
@@ -174,7 +186,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
             scheduler = LCMScheduler.from_config(dict(
                 vars(scheduler.config), original_inference_steps=distillation["original_inference_steps"],
                 timestep_scaling=distillation["timestep_scaling"]))
-        return cls(unet, scheduler, vae, scale_factor, text_encoder, config=config)
+        return cls(backbone, scheduler, vae, scale_factor, text_encoder, config=config)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -184,6 +196,42 @@ class TextToImagePipeline(LatentDiffusionPipeline):
             check_prompts([prompts] if isinstance(prompts, str) else prompts)
         return self.text_encoder(prompts)
 
+    def prepare(
+        self,
+        prompts: str | list[str],
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int = 0,
+        eta: float = 0.0,
+        phrase_guidance: float = 0.0,
+    ) -> SamplingPlan:
+        """The step every text pipeline's call starts with: the prompts as a list, the step count and
+        the guidance scale (None: :attr:`default_steps` and :attr:`default_guidance`, a distilled
+        student's own), each checked here, once; the prompts' and the empty prompt's contexts, and the
+        :class:`~minildm.guidance.CFGDenoiser` that guides with them (with ``phrase_guidance`` > 0, a
+        :class:`ComposableGuidance`, lesson 10). ``eta`` (DDIM's noise) is checked with the scheduler
+        before the first step."""
+        prompts = prompt_list(prompts)
+        num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
+        num_inference_steps = self.check_sampling(num_inference_steps)
+        seed = check_seed(seed)
+        phrase_guidance = check_phrase_scale(phrase_guidance)
+        cond, uncond = self.encode_prompt(prompts), self.encode_prompt([""])
+        if phrase_guidance > 0.0:
+            phrases, weights = phrase_contexts(self.encode_prompt, prompts, uncond)
+            denoiser: CFGDenoiser = ComposableGuidance(
+                self.backbone, cond, uncond, phrases, weights, guidance_scale, phrase_guidance)
+        else:  # (the guidance scale is checked here, once)
+            denoiser = CFGDenoiser(self.backbone, cond, uncond, guidance_scale)
+        if self.distillation is not None and denoiser.scale != 1.0:
+            folded = self.distillation["guidance_scale"]
+            warnings.warn(f"this student has guidance {folded:g} in its weights; guidance_scale "
+                          f"{denoiser.scale:g} guides again (two network calls per step)", stacklevel=3)
+        step_kwargs = {"eta": eta} if eta != 0.0 else {}
+        return SamplingPlan(prompts, num_inference_steps, denoiser.scale, seed, cond, uncond, denoiser,
+                            step_kwargs)
+
     def __call__(
         self,
         prompts: str | list[str],
@@ -191,14 +239,14 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         guidance_scale: float | None = None,
         seed: int = 0,
         progress: bool = True,
-        return_latents: bool = False,
         eta: float = 0.0,
         phrase_guidance: float = 0.0,
         height: int | None = None,
         width: int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """One image per prompt (float, (B, 3, H, W) in [-1, 1]); the same ``seed`` gives the same
-        images on every device (the noise is drawn on the CPU).
+    ) -> PipelineOutput:
+        """One image per prompt: ``.images`` (float, (B, 3, H, W) in [-1, 1]) and the ``.latents`` they
+        were decoded from; the same ``seed`` gives the same images on every device (the noise is drawn
+        on the CPU).
 
         ``num_inference_steps`` and ``guidance_scale`` default to :attr:`default_steps` and
         :attr:`default_guidance` (25 and 3; 4 and 1 for a distilled student).
@@ -208,30 +256,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         prompt (:mod:`minildm.pipelines.composable`; lesson 10). ``height`` and ``width`` in pixels
         (Stable Diffusion only; default the model's :attr:`image_size`) must be multiples of
         :attr:`size_multiple`."""
-        prompts = prompt_list(prompts)
-        default_size = height is None and width is None
-        sized = {} if default_size else {"latent_shape": self.latent_shape_at(height, width)}
-        num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
-        guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
-        num_inference_steps = self.check_sampling(num_inference_steps, guidance_scale)
-        seed = check_seed(seed)
-        # (guidance_scale and eta are checked by Sampler.sample, before the first step)
-        return self._generate(
-            len(prompts), num_inference_steps, seed, progress, return_latents,
-            **self.conditioning(prompts, guidance_scale, eta, phrase_guidance), **sized,
-        )
-
-    def conditioning(
-        self, prompts: list[str], guidance_scale: float, eta: float, phrase_guidance: float = 0.0
-    ) -> dict:
-        """What :meth:`Sampler.sample` needs besides the noise: the prompts' context, the empty
-        prompt's (for classifier-free guidance), the scale, and DDIM's eta when it is not 0; with
-        ``phrase_guidance`` > 0, a :class:`ComposableGuidance` model that does all the guiding."""
-        step_kwargs = {"eta": eta} if eta != 0.0 else {}
-        cond, uncond = self.encode_prompt(prompts), self.encode_prompt([""])
-        if check_phrase_scale(phrase_guidance) > 0.0:
-            check_guidance_scale(guidance_scale)
-            phrases, weights = phrase_contexts(self.encode_prompt, prompts, uncond)
-            model = ComposableGuidance(self.unet, uncond, phrases, weights, guidance_scale, phrase_guidance)
-            return dict(model=model, cond=cond, **step_kwargs)
-        return dict(cond=cond, uncond=uncond, guidance_scale=guidance_scale, **step_kwargs)
+        shape = None if height is None and width is None else self.latent_shape_at(height, width)
+        plan = self.prepare(prompts, num_inference_steps, guidance_scale, seed, eta, phrase_guidance)
+        return self._generate(len(plan.prompts), plan.num_inference_steps, plan.seed, progress, plan.denoiser,
+                              shape, plan.guidance_scale, **plan.step_kwargs)

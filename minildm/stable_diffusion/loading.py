@@ -163,8 +163,8 @@ def load_sd_folder(
     prediction_type: str | None = None,
 ) -> dict[str, Any]:
     """A diffusers Stable Diffusion folder -> our modules, as the keyword arguments of
-    :class:`~minildm.pipelines.TextToImagePipeline`: ``unet``, ``scheduler``, ``vae``, ``scale_factor``
-    (the VAE config's ``scaling_factor``), ``text_encoder`` and ``config``.
+    :class:`~minildm.pipelines.TextToImagePipeline`: ``backbone`` (the U-Net), ``scheduler``, ``vae``,
+    ``scale_factor`` (the VAE config's ``scaling_factor``), ``text_encoder`` and ``config``.
 
     ``sampler`` picks another of our samplers on the folder's schedule; ``prediction_type`` overrides
     the scheduler config's (what the U-Net was trained to predict)."""
@@ -203,7 +203,7 @@ def load_sd_folder(
         "vae": {"scale_factor": vae_cfg.scaling_factor},
     }
     return {
-        "unet": use_fused_attention(unet).to(device).eval(),
+        "backbone": use_fused_attention(unet).to(device).eval(),
         "scheduler": scheduler,
         "vae": use_fused_attention(vae).to(device).eval(),
         "scale_factor": vae_cfg.scaling_factor,
@@ -388,7 +388,7 @@ def load_single_file(
         "vae": {"scale_factor": vae_cfg.scaling_factor},
     }
     return {
-        "unet": use_fused_attention(unet).to(device).eval(),
+        "backbone": use_fused_attention(unet).to(device).eval(),
         "scheduler": scheduler,
         "vae": use_fused_attention(vae).to(device).eval(),
         "scale_factor": vae_cfg.scaling_factor,

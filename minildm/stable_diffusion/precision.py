@@ -20,7 +20,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 class HalfPrecisionUNet(torch.nn.Module):
     """``unet`` in float16 behind a float32 face: inputs are cast to float16, the prediction comes
     back in float32. It keeps the U-Net's ``config``, so a pipeline takes it in the U-Net's place:
-    ``pipe.unet = HalfPrecisionUNet(pipe.unet)`` (on a CUDA or MPS device)."""
+    ``pipe.backbone = HalfPrecisionUNet(pipe.backbone)`` (on a CUDA or MPS device)."""
 
     def __init__(self, unet: torch.nn.Module, dtype: torch.dtype = torch.float16) -> None:
         super().__init__()

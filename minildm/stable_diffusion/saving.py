@@ -87,10 +87,10 @@ def save_pretrained(pipe, path: str | Path, overwrite: bool = False) -> Path:
     beside ``path`` and renamed into place at the end; an existing ``path`` is replaced only with
     ``overwrite=True``."""
     path = Path(path)
-    if not isinstance(pipe.unet, UNetModel):
+    if not isinstance(pipe.backbone, UNetModel):
         raise ValueError(
             f"only a U-Net pipeline has a diffusers layout; this one's network is a "
-            f"{type(pipe.unet).__name__}"
+            f"{type(pipe.backbone).__name__}"
         )
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(f"{path} exists and is not empty: pass overwrite=True to replace it")
@@ -99,7 +99,7 @@ def save_pretrained(pipe, path: str | Path, overwrite: bool = False) -> Path:
             "a distilled student samples with LCM and its guidance in its weights; "
             "StableDiffusionPipeline would guide it again: not exported"
         )
-    unet_cfg, vae_cfg = pipe.unet.config, pipe.vae.config
+    unet_cfg, vae_cfg = pipe.backbone.config, pipe.vae.config
     # everything diffusers cannot express is refused here, before a file is written
     # diffusers draws at the U-Net's sample_size (in latents): the size our pipeline draws at
     unet_json = {**unet_config_to_diffusers(unet_cfg), "sample_size": pipe.latent_shape[-1]}
@@ -127,7 +127,7 @@ def save_pretrained(pipe, path: str | Path, overwrite: bool = False) -> Path:
             },
         )
         write_json(tmp / "unet" / "config.json", {**unet_json, "_diffusers_version": DIFFUSERS_VERSION})
-        _write_weights(tmp / "unet" / WEIGHTS, W.unet_to_diffusers(pipe.unet.state_dict(), unet_cfg))
+        _write_weights(tmp / "unet" / WEIGHTS, W.unet_to_diffusers(pipe.backbone.state_dict(), unet_cfg))
         write_json(tmp / "vae" / "config.json", {**vae_json, "_diffusers_version": DIFFUSERS_VERSION})
         _write_weights(tmp / "vae" / WEIGHTS, W.vae_to_diffusers(pipe.vae.state_dict(), vae_cfg))
         with _quiet():

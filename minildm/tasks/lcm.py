@@ -38,6 +38,7 @@ import torch
 
 from minildm.checkpoints import checkpoint_folder, config_value, load_pretrained
 from minildm.diffusion import add_noise
+from minildm.guidance import CFGDenoiser
 from minildm.schedulers import LCMScheduler, SchedulerMixin
 from minildm.tasks.common import (
     DeviceCache,
@@ -203,10 +204,8 @@ def guided_ddim_step(
 ) -> torch.Tensor:
     r"""One deterministic DDIM step of the guided teacher, $t \to t'$ (lesson 07):
     $z_{t'} = \sqrt{\bar\alpha_{t'}}\, \hat z_0 + \sqrt{1 - \bar\alpha_{t'}}\, \hat\epsilon$."""
-    both = teacher(torch.cat([z_t, z_t]), torch.cat([t, t]),
-                   torch.cat([context, uncond.expand(len(z_t), -1, -1)]))
-    out_cond, out_uncond = both.chunk(2)
-    out = out_uncond + guidance * (out_cond - out_uncond)  # classifier-free guidance (lesson 06)
+    # classifier-free guidance (lesson 06), in one batch [cond, uncond] at each sample's own t
+    out = CFGDenoiser(teacher, context, uncond, guidance, uncond_first=False)(z_t, t)
     # $\hat z_0$ and $\hat\epsilon$ as DDIMScheduler.step reads them, at each sample's own timestep
     z0_hat, eps_hat = scheduler.predict_x0_and_eps(out, z_t, abar[t])
     a_prev = abar[t_prev].reshape(-1, 1, 1, 1)
