@@ -5,7 +5,7 @@ import pytest
 import torch
 from denoisers import GAUSS_MEAN, GAUSS_STD, gaussian_denoiser
 
-from minildm.sampling import DDIMSampler, Sampler
+from minildm.sampling import CFGDenoiser, DDIMSampler, Sampler
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, DDPMScheduler, SchedulerOutput
 
 diffusers = pytest.importorskip("diffusers")
@@ -32,7 +32,7 @@ def fake_model_output(x, t):
     return 0.7 * x + 0.3 * torch.sin(x * 3 + t / 100)
 
 
-def fake_model(x, t, context):
+def fake_model(x, t, context=None):
     return fake_model_output(x, t.reshape(-1, *([1] * (x.ndim - 1))).float())
 
 
@@ -244,7 +244,7 @@ class RecordingModel:
     def __init__(self):
         self.batches = []
 
-    def __call__(self, x, t, context):
+    def __call__(self, x, t, context=None):
         self.batches.append(x.shape[0])
         assert t.shape == (x.shape[0],)
         shift = 0.0 if context is None else context.reshape(context.shape[0], *([1] * (x.ndim - 1)))
@@ -252,20 +252,18 @@ class RecordingModel:
 
 
 def test_guidance_has_one_code_path():
-    """DDIMSampler does not re-implement guidance: sample and invert both go through
-    Sampler.get_model_output, with one doubled batch per step."""
-    assert DDIMSampler.get_model_output is Sampler.get_model_output
+    """DDIMSampler does not re-implement guidance: sample and invert both call the denoiser, a
+    CFGDenoiser here, with one doubled batch per step."""
+    assert DDIMSampler is Sampler
     cond, uncond = torch.full((2,), 0.2), torch.full((1,), -0.1)
     model, scheduler = RecordingModel(), DDIMScheduler(clip_sample=False)
-    DDIMSampler().sample(
-        model, (2, 3), scheduler, 5, cond=cond, uncond=uncond, guidance_scale=3.0, progress=False
-    )
-    DDIMSampler().invert(model, randn(2, 3), scheduler, 5, cond, uncond, guidance_scale=3.0, progress=False)
+    guided = CFGDenoiser(model, cond, uncond, 3.0)
+    DDIMSampler().sample(guided, (2, 3), scheduler, 5, progress=False)
+    DDIMSampler().invert(guided, randn(2, 3), scheduler, 5, progress=False)
     assert model.batches == [4] * 10
     # guided output = uncond + s (cond - uncond): the same numbers as a hand-rolled loop
-    ours = DDIMSampler().invert(
-        RecordingModel(), randn(2, 3), scheduler, 5, cond, uncond, 3.0, progress=False
-    )
+    ours = DDIMSampler().invert(CFGDenoiser(RecordingModel(), cond, uncond, 3.0), randn(2, 3), scheduler, 5,
+                                progress=False)
     inverse = DDIMInverseScheduler(clip_sample=False)
     inverse.set_timesteps(5)
     x = randn(2, 3)
@@ -337,7 +335,7 @@ def test_point_mass_round_trip_is_exact():
     whatever the number of steps, and so does inversion followed by sampling."""
     s = DDIMScheduler(**SD, clip_sample=False)
 
-    def model(x, t, context):
+    def model(x, t, context=None):
         abar = s.alphas_cumprod[t].reshape(-1, 1)
         return (x - abar.sqrt() * X_STAR) / (1 - abar).sqrt()
 
@@ -353,7 +351,7 @@ def test_partial_inversion_stops_where_sampling_resumes():
     (exactly, for the point-mass model); k = 0 is the whole inversion."""
     s = DDIMScheduler(**SD, clip_sample=False)
 
-    def model(x, t, context):
+    def model(x, t, context=None):
         abar = s.alphas_cumprod[t].reshape(-1, 1)
         return (x - abar.sqrt() * X_STAR) / (1 - abar).sqrt()
 
@@ -415,7 +413,7 @@ def test_round_trip_with_a_linear_network(prediction):
     with torch.no_grad():
         net.weight.copy_(0.9 * torch.eye(3) + 0.1 * torch.randn(3, 3))
         net.bias.mul_(0.1)
-    model = lambda x, t, context: net(x)
+    model = lambda x, t, context=None: net(x)
     scheduler = DDIMScheduler(**SD, prediction_type=prediction, clip_sample=False)
     x0 = 0.5 * randn(32, 3, seed=12)
     errors = []
@@ -461,7 +459,7 @@ def test_bad_input():
         DDIMScheduler(beta_schedule="squaredcos")
     with pytest.raises(ValueError, match="steps_offset must be a non-negative int"):
         DDIMScheduler(steps_offset=-1)
-    with pytest.raises(ValueError, match="clip_sample_range must be positive"):
+    with pytest.raises(ValueError, match="clip_sample_range must be a positive number"):
         DDIMScheduler(clip_sample_range=0)
     with pytest.raises(ValueError, match="steps_offset=1 pushes the largest timestep"):
         DDIMScheduler(steps_offset=1).set_timesteps(1000)
@@ -483,7 +481,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="x0 must be a batch"):
         sampler.invert(fake_model, torch.tensor(1.0), DDIMScheduler(), 10, progress=False)
     with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
-        sampler.invert(fake_model, x, DDIMScheduler(), 10, x, x, guidance_scale=0.5, progress=False)
+        CFGDenoiser(fake_model, x, x, 0.5)
 
 
 def test_from_config_copies_settings():

@@ -50,5 +50,5 @@ def test_missing_files_explain_how_to_get_them(tmp_path):
 
 
 def test_image_size_too_small(tmp_path):
-    with pytest.raises(ValueError, match="image_size must be at least 28"):
+    with pytest.raises(ValueError, match=r"image_size must be an int >= 28"):
         MNISTCaptioned(tmp_path, image_size=16)

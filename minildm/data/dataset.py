@@ -20,7 +20,8 @@ from minildm.data.shapes import (
     sample_scene,
     scene_for_caption,
 )
-from minildm.utils import check_positive_int, check_probability, check_seed, from_uint8, progress
+from minildm.utils import from_uint8, progress
+from minildm.validation import check_choice, check_positive_int, check_probability, check_seed
 
 
 class ShapesDataset(Dataset):
@@ -52,8 +53,7 @@ class ShapesDataset(Dataset):
         captions: list[str] | None = None,
         show_progress: bool = False,
     ):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_choice("split", split, SPLITS)
         two_object_fraction = check_probability("two_object_fraction", two_object_fraction)
         omit_prob = check_probability("omit_prob", omit_prob)
         if isinstance(captions, str) or not (captions is None or isinstance(captions, (list, tuple))):
@@ -62,7 +62,7 @@ class ShapesDataset(Dataset):
             raise ValueError(f"captions must be a list of str (one image each), got {got}")
         if captions is None:
             size = check_positive_int("size", size)
-        seed, image_size = check_seed(seed), check_positive_int("image_size", image_size)
+        seed, image_size = check_seed("seed", seed), check_positive_int("image_size", image_size)
         self.seed, self.image_size, self.split = seed, image_size, split
         if captions is not None:
             specs = [parse_caption(c) for c in captions]  # fail early, naming the bad word

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from minildm.validation import check_int
+
 FASHION_CLASSES = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "ankle boot",
@@ -36,8 +38,7 @@ class MNISTCaptioned(Dataset):
     ):
         from torchvision import datasets
 
-        if image_size < 28:
-            raise ValueError(f"image_size must be at least 28 (MNIST is 28 x 28), got {image_size}")
+        image_size = check_int("image_size", image_size, low=28, hint="MNIST is 28 x 28")
         cls = datasets.FashionMNIST if fashion else datasets.MNIST
         try:
             self.base = cls(str(root), train=train, download=download)

@@ -26,7 +26,7 @@ from minildm.data.captions import (
     format_caption,
     parse_caption,
 )
-from minildm.utils import check_positive_int, check_seed, is_positive_int
+from minildm.validation import check_choice, check_positive_int, check_seed, is_int
 
 SPLITS = ("train", "all")
 
@@ -68,13 +68,8 @@ class Scene:
         return CaptionSpec("two", specs, relation=self.relation)
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-
-
 def _check_image_size(image_size: int) -> None:
-    if not is_positive_int(image_size) or image_size < 16 or image_size % 16:
+    if not is_int(image_size) or image_size < 16 or image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16 (e.g. 32 or 64), got {image_size!r}")
 
 
@@ -168,7 +163,7 @@ def sample_scene(
     split: str = "train",
 ) -> Scene:
     """Draw a random scene of ``kind`` ("one" or "two") from ``split`` ("train" or "all")."""
-    _check_split(split)
+    check_choice("split", split, SPLITS)
     _check_image_size(image_size)
     allowed = _allowed_pairs(split)
     if kind == "one":
@@ -245,6 +240,6 @@ def render_caption(
     caption: str, seed: int = 0, image_size: int = 32, allow_heldout: bool = False
 ) -> np.ndarray:
     """Render one random image that satisfies ``caption`` (deterministic for ``seed``)."""
-    rng = np.random.default_rng(check_seed(seed))
+    rng = np.random.default_rng(check_seed("seed", seed))
     scene = scene_for_caption(caption, rng, check_positive_int("image_size", image_size), allow_heldout)
     return render_scene(scene)

@@ -10,15 +10,11 @@ import math
 
 import torch
 
-from minildm.utils import check_positive_int, check_seed
+from minildm.validation import check_positive_int, check_seed
 
 
 def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(check_seed(seed))
-
-
-def _check_n(n: int) -> int:
-    return check_positive_int("n", n)
+    return torch.Generator().manual_seed(check_seed("seed", seed))
 
 
 #: Centres of the two peaks: "cats" on the left, "dogs" on the right.
@@ -32,7 +28,7 @@ def two_peaks(
 
     Returns ``(points, labels)``: float (n, 2) and long (n,) with 0 = cat, 1 = dog.
     ``weights`` are the peaks' proportions (they need not be equal)."""
-    n = _check_n(n)
+    n = check_positive_int("n", n)
     w = torch.tensor(weights, dtype=torch.float64)
     if w.shape != (2,) or (w < 0).any() or w.sum() <= 0:
         raise ValueError(f"weights must be two non-negative numbers, got {weights!r}")
@@ -44,7 +40,7 @@ def two_peaks(
 
 def moons(n: int, seed: int = 0, noise: float = 0.05) -> torch.Tensor:
     """Two interleaving half circles (the classic "moons"), scaled to about [-2, 2]."""
-    n = _check_n(n)
+    n = check_positive_int("n", n)
     g = _generator(seed)
     upper = torch.rand(n, generator=g) < 0.5
     angle = torch.rand(n, generator=g) * math.pi
@@ -56,7 +52,7 @@ def moons(n: int, seed: int = 0, noise: float = 0.05) -> torch.Tensor:
 
 def swiss_roll(n: int, seed: int = 0, noise: float = 0.05) -> torch.Tensor:
     """A 2-D Swiss roll (a spiral), scaled to about [-2, 2]."""
-    n = _check_n(n)
+    n = check_positive_int("n", n)
     g = _generator(seed)
     t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
     pts = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) / 7

@@ -29,6 +29,14 @@ from minildm.diffusion import (
     predict_x0_from_v,
 )
 from minildm.schedules import NoiseSchedule, rescale_zero_terminal_snr
+from minildm.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_probability,
+    is_int,
+)
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
@@ -48,7 +56,7 @@ def timestep_int(timestep: int | torch.Tensor) -> int:
         if timestep.numel() != 1 or timestep.is_floating_point():
             raise ValueError(f"timestep must be a single integer, got {timestep!r}")
         return int(timestep.item())
-    if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
+    if not is_int(timestep):
         raise ValueError(f"timestep must be a single integer, got {timestep!r}")
     return int(timestep)
 
@@ -104,14 +112,9 @@ def check_thresholding(
     thresholding: bool, dynamic_thresholding_ratio: float, sample_max_value: float
 ) -> None:
     """The three settings of dynamic thresholding: a bool, a quantile in [0, 1], a positive bound."""
-    if not isinstance(thresholding, bool):
-        raise ValueError(f"thresholding must be True or False, got {thresholding!r}")
-    ratio = dynamic_thresholding_ratio
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"dynamic_thresholding_ratio must be a number in [0, 1] (a quantile), got {ratio!r}")
-    bound = sample_max_value
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
-        raise ValueError(f"sample_max_value must be a positive number, got {bound!r}")
+    check_bool("thresholding", thresholding)
+    check_probability("dynamic_thresholding_ratio", dynamic_thresholding_ratio, hint="a quantile")
+    check_number("sample_max_value", sample_max_value, low=0, low_open=True, finite=False)
 
 
 def dynamic_threshold(x0: torch.Tensor, ratio: float, max_value: float) -> torch.Tensor:
@@ -169,14 +172,10 @@ class SchedulerMixin:
         alphas, alphas_cumprod, the starting noise scale and every timestep, T-1 first."""
         prediction_type, spacing = config["prediction_type"], config["timestep_spacing"]
         steps_offset, clip_range = config["steps_offset"], config["clip_sample_range"]
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-        if spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {spacing!r}")
-        if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
-            raise ValueError(f"steps_offset must be a non-negative int, got {steps_offset!r}")
-        if not clip_range > 0:
-            raise ValueError(f"clip_sample_range must be positive, got {clip_range!r}")
+        check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+        check_choice("timestep_spacing", spacing, TIMESTEP_SPACINGS)
+        check_int("steps_offset", steps_offset, low=0)
+        check_number("clip_sample_range", clip_range, low=0, low_open=True, finite=False)
         if "thresholding" in config:
             check_thresholding(
                 config["thresholding"], config["dynamic_thresholding_ratio"], config["sample_max_value"]
@@ -262,12 +261,7 @@ class SchedulerMixin:
         * ``"linspace"``: $999, \dots, 0$ rounded from evenly spaced reals: both ends, uneven gaps.
         """
         T = self.config.num_train_timesteps
-        n = int(num_inference_steps) if isinstance(num_inference_steps, np.integer) else num_inference_steps
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= T:
-            raise ValueError(
-                f"num_inference_steps must be an int in [1, {T}] (num_train_timesteps), "
-                f"got {num_inference_steps!r}"
-            )
+        n = check_int("num_inference_steps", num_inference_steps, low=1, high=T, hint="num_train_timesteps")
         spacing = self.config.timestep_spacing
         # integer bookkeeping in NumPy float64, rounded exactly as diffusers does
         if spacing == "linspace":

@@ -34,15 +34,13 @@ from minildm.schedulers.base import (
     draw_noise,
     timestep_int,
 )
-from minildm.utils import is_real_number
+from minildm.validation import check_number
 
 
-def check_eta(eta: float) -> None:
-    r"""DDIM's $\eta$: a number in [0, 1]."""
-    if not is_real_number(eta) or not 0.0 <= eta <= 1.0:  # NumPy's numbers too
-        raise ValueError(
-            f"eta must be a float in [0, 1] (0: deterministic DDIM, 1: DDPM's amount of noise), got {eta!r}"
-        )
+def check_eta(eta: float) -> float:
+    r"""DDIM's $\eta$ as a float: a number in [0, 1] (NumPy's numbers too)."""
+    hint = "0: deterministic DDIM, 1: DDPM's amount of noise"
+    return check_number("eta", eta, low=0, high=1, noun="float", hint=hint)
 
 
 class DDIMScheduler(SchedulerMixin):

@@ -13,6 +13,7 @@ from minildm.schedulers.base import (
     refuse_unsupported,
     timestep_int,
 )
+from minildm.validation import check_choice
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large", "fixed_small_log")
 MIN_VARIANCE = 1e-20  # diffusers clamps the posterior variance here (it is exactly 0 at the last step)
@@ -64,8 +65,7 @@ class DDPMScheduler(SchedulerMixin):
                 "the networks here predict no variance; "
                 "'fixed_large_log' would take the square root of log(beta) < 0",
             )
-        if variance_type not in VARIANCE_TYPES:
-            raise ValueError(f"variance_type must be one of {VARIANCE_TYPES}, got {variance_type!r}")
+        check_choice("variance_type", variance_type, VARIANCE_TYPES)
         self._init_schedule(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,

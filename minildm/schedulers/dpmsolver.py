@@ -49,6 +49,7 @@ from minildm.schedulers.sigmas import (
     sigmas_to_timesteps,
     vp_sigmas,
 )
+from minildm.validation import check_bool, check_choice, check_int, check_number
 
 SOLVER_TYPES = ("midpoint", "heun")
 FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
@@ -117,25 +118,15 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
             raise ValueError(
                 f"algorithm_type must be 'dpmsolver++' (the only one implemented), got {algorithm_type!r}"
             )
-        if solver_type not in SOLVER_TYPES:
-            raise ValueError(f"solver_type must be one of {SOLVER_TYPES}, got {solver_type!r}")
-        if final_sigmas_type not in FINAL_SIGMAS_TYPES:
-            raise ValueError(
-                f"final_sigmas_type must be one of {FINAL_SIGMAS_TYPES}, got {final_sigmas_type!r}"
-            )
-        for name, flag in (
-            ("lower_order_final", lower_order_final),
-            ("euler_at_final", euler_at_final),
-            ("use_karras_sigmas", use_karras_sigmas),
-            ("use_lu_lambdas", use_lu_lambdas),
-        ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be True or False, got {flag!r}")
+        check_choice("solver_type", solver_type, SOLVER_TYPES)
+        check_choice("final_sigmas_type", final_sigmas_type, FINAL_SIGMAS_TYPES)
+        check_bool("lower_order_final", lower_order_final)
+        check_bool("euler_at_final", euler_at_final)
+        check_bool("use_karras_sigmas", use_karras_sigmas)
+        check_bool("use_lu_lambdas", use_lu_lambdas)
         if use_karras_sigmas and use_lu_lambdas:
             raise ValueError("use_karras_sigmas and use_lu_lambdas each choose the noise levels: set one")
-        clip = lambda_min_clipped
-        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or np.isnan(clip):
-            raise ValueError(f"lambda_min_clipped must be a number (-inf: no clipping), got {clip!r}")
+        check_number("lambda_min_clipped", lambda_min_clipped, finite=False, hint="-inf: no clipping")
         owner = type(self).__name__
         refuse_unsupported(owner, "variance_type", variance_type, VARIANCE_TYPES, "an unknown variance type")
         other_sigmas = "not implemented; use_karras_sigmas and use_lu_lambdas are"
@@ -193,12 +184,9 @@ class DPMSolverMultistepScheduler(SchedulerMixin):
         if self.num_inference_steps is None:
             raise ValueError("call set_timesteps(num_inference_steps) before set_begin_index")
         n = len(self.timesteps)
-        if isinstance(begin_index, bool) or not isinstance(begin_index, (int, np.integer)) or not (
-            0 <= begin_index < n
-        ):
-            raise ValueError(f"begin_index must be an int in [0, {n - 1}], got {begin_index!r}")
+        begin_index = check_int("begin_index", begin_index, low=0, high=n - 1)
         self._reset_history()
-        self._step_index = int(begin_index)
+        self._step_index = begin_index
 
     def _last_timestep(self) -> int:
         r"""One past the noisiest timestep to use: T, less the timesteps whose

@@ -35,6 +35,7 @@ from minildm.schedulers.base import (
 )
 from minildm.schedulers.dpmsolver import FINAL_SIGMAS_TYPES
 from minildm.schedulers.sigmas import karras_sigmas, sigmas_to_timesteps, vp_sigmas
+from minildm.validation import check_bool, check_choice, check_positive_number
 
 
 class EulerDiscreteScheduler(SchedulerMixin):
@@ -71,21 +72,13 @@ class EulerDiscreteScheduler(SchedulerMixin):
         timestep_type: str = "discrete",
     ) -> None:
         owner = type(self).__name__
-        if not isinstance(use_karras_sigmas, bool):
-            raise ValueError(f"use_karras_sigmas must be True or False, got {use_karras_sigmas!r}")
+        check_bool("use_karras_sigmas", use_karras_sigmas)
         for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-            if not use_karras_sigmas:
+            if check_positive_number(name, value, optional=True) is not None and not use_karras_sigmas:
                 raise ValueError(
                     f"{name}={value!r} sets the range of Karras sigmas: it needs use_karras_sigmas=True"
                 )
-        if final_sigmas_type not in FINAL_SIGMAS_TYPES:
-            raise ValueError(
-                f"final_sigmas_type must be one of {FINAL_SIGMAS_TYPES}, got {final_sigmas_type!r}"
-            )
+        check_choice("final_sigmas_type", final_sigmas_type, FINAL_SIGMAS_TYPES)
         refuse_unsupported(owner, "interpolation_type", interpolation_type, ("linear",),
                            "'log_linear' gives n + 1 noise levels for n timesteps, which do not match them")
         other_sigmas = "not implemented; use_karras_sigmas is"

@@ -34,6 +34,7 @@ from minildm.schedulers.base import (
     draw_noise,
     timestep_int,
 )
+from minildm.validation import check_int, check_number
 
 SIGMA_DATA = 0.5  # $\sigma_d$ of the boundary-condition scalings, as in the LCM code
 
@@ -74,9 +75,9 @@ class LCMScheduler(SchedulerMixin):
             trained_betas=trained_betas, thresholding=thresholding,
             dynamic_thresholding_ratio=dynamic_thresholding_ratio, sample_max_value=sample_max_value,
         )
-        check_original_steps(original_inference_steps, num_train_timesteps)
-        if not timestep_scaling > 0:
-            raise ValueError(f"timestep_scaling must be positive, got {timestep_scaling!r}")
+        check_int("original_inference_steps", original_inference_steps, low=1, high=num_train_timesteps,
+                  hint="num_train_timesteps")
+        check_number("timestep_scaling", timestep_scaling, low=0, low_open=True, finite=False)
         self.config.original_inference_steps = original_inference_steps
         self.config.timestep_scaling = timestep_scaling
         # after the last step: the clean sample ($\bar\alpha = 1$), or $\bar\alpha_0$
@@ -85,8 +86,9 @@ class LCMScheduler(SchedulerMixin):
     def origin_timesteps(self, original_inference_steps: int | None = None) -> np.ndarray:
         r"""The skipping-step schedule of the distillation, smallest first: $t_n = n k - 1$,
         $n = 1, \dots, N$, with $k = T // N$ (N = 50: 19, 39, ..., 999)."""
+        T = self.config.num_train_timesteps
         n = original_inference_steps or self.config.original_inference_steps
-        check_original_steps(n, self.config.num_train_timesteps)
+        n = check_int("original_inference_steps", n, low=1, high=T, hint="num_train_timesteps")
         k = self.config.num_train_timesteps // n
         return np.arange(1, n + 1) * k - 1
 
@@ -99,12 +101,8 @@ class LCMScheduler(SchedulerMixin):
         """``num_inference_steps`` timesteps, largest first, evenly spaced over the skipping-step
         schedule: indices ``floor(linspace(0, N, n, endpoint=False))`` of it, reversed."""
         origin = self.origin_timesteps(original_inference_steps)[::-1]
-        n = int(num_inference_steps) if isinstance(num_inference_steps, np.integer) else num_inference_steps
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(origin):
-            raise ValueError(
-                f"num_inference_steps must be an int in [1, {len(origin)}] (the original_inference_steps "
-                f"the student was distilled on), got {num_inference_steps!r}"
-            )
+        hint = "the original_inference_steps the student was distilled on"
+        n = check_int("num_inference_steps", num_inference_steps, low=1, high=len(origin), hint=hint)
         index = np.floor(np.linspace(0, len(origin), num=n, endpoint=False)).astype(np.int64)
         self.num_inference_steps = n
         self.timesteps = torch.from_numpy(origin[index].copy()).to(device)
@@ -154,12 +152,3 @@ class LCMScheduler(SchedulerMixin):
         z = draw_noise(denoised, generator, variance_noise)
         prev = alpha_prod_next.sqrt() * denoised + (1 - alpha_prod_next).sqrt() * z
         return SchedulerOutput(prev_sample=prev, pred_original_sample=denoised)
-
-
-def check_original_steps(n: int, num_train_timesteps: int) -> None:
-    """The distillation's number of skipping steps N: an int in [1, num_train_timesteps]."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= num_train_timesteps:
-        raise ValueError(
-            f"original_inference_steps must be an int in [1, {num_train_timesteps}] "
-            f"(num_train_timesteps), got {n!r}"
-        )

@@ -29,7 +29,7 @@ from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerBase
 
 from minildm.config import ConfigMixin
 from minildm.text.tokenizer import context_length, tokenize
-from minildm.utils import is_positive_int
+from minildm.validation import check_positive_int
 
 
 @dataclass
@@ -71,12 +71,8 @@ class MiniCLIPConfig(ConfigMixin):
             "vision_width", "vision_layers", "vision_heads", "vision_intermediate", "projection_dim",
             "max_length",
         ):
-            if not is_positive_int(getattr(self, name)):
-                raise ValueError(f"MiniCLIPConfig.{name} must be a positive int, got {getattr(self, name)!r}")
-        if self.vocab_size is not None and not is_positive_int(self.vocab_size):
-            raise ValueError(
-                f"MiniCLIPConfig.vocab_size must be a positive int or None, got {self.vocab_size!r}"
-            )
+            check_positive_int(f"MiniCLIPConfig.{name}", getattr(self, name))
+        check_positive_int("MiniCLIPConfig.vocab_size", self.vocab_size, optional=True)
         for side in ("text", "vision"):
             width, heads = getattr(self, f"{side}_width"), getattr(self, f"{side}_heads")
             if width % heads:

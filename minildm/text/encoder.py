@@ -27,6 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from minildm.text.clip import _device
 from minildm.text.tokenizer import context_length, save_tokenizer, tokenize
+from minildm.validation import check_int
 
 
 @contextlib.contextmanager
@@ -83,12 +84,8 @@ class TextEncoder(nn.Module):
     @clip_skip.setter
     def clip_skip(self, value: int) -> None:
         layers = self.text_model.config.num_hidden_layers
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= layers:
-            raise ValueError(
-                f"clip_skip must be an int in [0, {layers}] (the text encoder has {layers} layers), "
-                f"got {value!r}"
-            )
-        self._clip_skip = value
+        hint = f"the text encoder has {layers} layers"
+        self._clip_skip = check_int("clip_skip", value, low=0, high=layers, hint=hint)
 
     def train(self, mode: bool = True) -> TextEncoder:
         """A frozen encoder stays in eval mode, whatever its parent module asks."""

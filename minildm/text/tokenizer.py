@@ -42,6 +42,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from minildm.data.captions import VOCABULARY
+from minildm.validation import check_int
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
@@ -65,10 +66,7 @@ def build_tokenizer(max_length: int = MAX_LENGTH) -> PreTrainedTokenizerFast:
     ``max_length`` is the fixed number of ids per prompt; it must leave room for the longest caption
     (10 words) plus BOS and EOS.
     """
-    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 12:
-        raise ValueError(
-            f"max_length must be an int >= 12 (10 words + BOS + EOS), got {max_length!r}"
-        )
+    max_length = check_int("max_length", max_length, low=12, hint="10 words + BOS + EOS")
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + VOCABULARY)}
     # No unk_token: a word outside the vocabulary is an error (tokenize() says which), not a token.
     tok = Tokenizer(models.WordLevel(vocab, unk_token=None))
