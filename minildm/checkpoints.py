@@ -38,6 +38,7 @@ from minildm.checkpoint_config import (
 )
 from minildm.nn import DiTConfig, DiTModel, UNetConfig, UNetModel
 from minildm.nn.mlp import MLPConfig, MLPDenoiser
+from minildm.names import CHECKPOINTS, MODEL_KINDS
 from minildm.schedulers import DDPMScheduler
 from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
 from minildm.utils import atomic_write, get_device
@@ -251,8 +252,9 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------- loading models
 
-#: The kinds of checkpoint ``python -m minildm train <kind>`` makes (task names equal kinds).
-KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img")
+#: The kinds of model a checkpoint holds (its config's ``"kind"``; the shipped folders, one record each, are
+#: :data:`minildm.names.CHECKPOINTS`).
+KINDS = MODEL_KINDS
 
 
 def checkpoint_dir() -> Path:
@@ -287,9 +289,13 @@ def scheduler_from_config(config: dict, folder: str | Path | None = None) -> DDP
     return DDPMScheduler(**config_section(config, "scheduler", DDPMScheduler, folder))
 
 
-def checkpoint_folder(kind: str, path: str | Path | None) -> Path:
-    """``path``, or the shipped checkpoint of ``kind`` (``data/checkpoints/<kind>``) when it is None."""
-    return Path(path) if path is not None else checkpoint_dir() / kind
+def checkpoint_folder(name: str, path: str | Path | None) -> Path:
+    """``path``, or the shipped checkpoint ``name`` (its folder in ``data/checkpoints``) when it is None."""
+    if path is not None:
+        return Path(path)
+    if name not in CHECKPOINTS:
+        raise ValueError(f"no shipped checkpoint named {name!r}; the shipped ones: {', '.join(CHECKPOINTS)}")
+    return checkpoint_dir() / CHECKPOINTS[name].folder
 
 
 def load_pretrained(
@@ -299,15 +305,15 @@ def load_pretrained(
 
     ``path`` defaults to the shipped checkpoint ``data/checkpoints/<kind>``; ``kind`` may also name a
     shipped folder whose model is of another kind (``"lcm"`` and ``"text2img_unet"`` hold text2img
-    models). A checkpoint of another kind, or whose weights do not fit its config, raises a ``ValueError``."""
-    if kind not in KINDS and path is None and (checkpoint_dir() / str(kind) / CONFIG_NAME).is_file():
-        path = checkpoint_dir() / kind  # a shipped folder by its name: its config says the kind
-        kind = read_config(path).get("kind")
+    models: their records in :data:`minildm.names.CHECKPOINTS` say so). A checkpoint of another kind,
+    or whose weights do not fit its config, raises a ``ValueError``."""
+    name = kind
+    if path is None and isinstance(kind, str) and kind in CHECKPOINTS:  # a shipped folder by its name
+        kind = CHECKPOINTS[kind].kind  # (its record says the kind)
     if kind not in KINDS:
-        shipped = sorted(p.parent.name for p in checkpoint_dir().glob(f"*/{CONFIG_NAME}"))
         raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)} "
-                         f"or a shipped folder ({', '.join(shipped)})")
-    folder = checkpoint_folder(kind, path)
+                         f"or a shipped folder ({', '.join(sorted(CHECKPOINTS))})")
+    folder = checkpoint_folder(name, path)
     config = read_config(folder, expected_kind=kind)
     try:
         model = build_model(config, folder)

@@ -10,6 +10,8 @@ minildm evaluate [--n 64] [--seed 0]   fidelity per kind, CLIP score, Frechet di
 minildm tokenizer [-o data/tokenizer]  build the word-level tokenizer from the caption grammar
 minildm generate "an astronaut riding a horse" --checkpoint sd15 [--height 512 --width 512] [--fp16]
                                        a local Stable Diffusion folder (img2img and inpaint too)
+minildm retrain [--only KIND ...]      retrain every shipped checkpoint, compare it with the shipped one
+minildm classroom {student,check-student,site,teaching}   the student notebooks, sites, teacher's guide
 
 Errors are one line (``minildm: error: ...``; exit 2 for bad usage, 1 otherwise); ``--debug``
 or ``MINILDM_DEBUG=1`` shows the Python traceback instead.
@@ -25,14 +27,28 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-# the names ``train`` knows (minildm.tasks.TASKS and ALIASES), repeated here so that ``--help``
-# does not have to import torch; tests/test_cli.py checks that the two agree
-TRAIN_KINDS = ("toy2d", "pixel_ddpm", "vae", "latent_ddpm", "clip", "text2img", "lcm")
-TRAIN_ALIASES = {"pixel": "pixel_ddpm", "latent": "latent_ddpm"}
-# minildm.schedulers.SCHEDULERS (a test checks)
-SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler_a", "lcm")
-DEFAULT_STRENGTH = 0.8  # minildm.pipelines.DEFAULT_STRENGTH (tests/test_cli.py checks they agree)
-IMG2IMG_INITS = ("inversion", "noise")  # minildm.pipelines.img2img.INITS (a test checks)
+# the names and defaults the library uses too, from their torch-free home: ``--help`` loads no model code
+from minildm.names import (
+    BACKBONES,
+    BUDGETS,
+    CONSISTENCY_LOSSES,
+    DEFAULT_STRENGTH,
+    DTYPES,
+    IMG2IMG_INITS,
+    PRESETS,
+    SAMPLER_NAMES,
+    TRAIN_ALIASES,
+    TRAIN_KINDS,
+)
+
+#: the commands that are programs of their own: ``minildm NAME ARGS`` runs ``main(ARGS)`` of the module
+#: (also ``python -m minildm.retrain`` and ``python -m minildm.classroom``)
+PROGRAMS = {
+    "retrain": ("minildm.retrain", "retrain every shipped checkpoint in order, then compare each with the "
+                "shipped one (make checkpoints)"),
+    "classroom": ("minildm.classroom.cli", "the student notebooks, the offline course sites, the teacher's "
+                  "guide"),
+}
 
 
 def _debug() -> argparse.ArgumentParser:
@@ -68,7 +84,7 @@ def _sampling() -> argparse.ArgumentParser:
                    "layout) or .safetensors file (SD's defaults: guidance 7.5, 25 steps, its scheduler)")
     p.add_argument("--tokenizer", type=Path, default=None,
                    help="with a single-file SD --checkpoint: a folder with CLIP's tokenizer (an SD folder)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default=None,
+    p.add_argument("--dtype", choices=DTYPES, default=None,
                    help="float16: the SD U-Net in half precision, on a GPU (--device cuda or mps) only")
     p.add_argument("--fp16", dest="dtype", action="store_const", const="float16", help="--dtype float16")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -83,7 +99,7 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    help="toy2d: lesson 02's MLP; pixel_ddpm (pixel): lesson 03's U-Net; vae: lesson 04; "
                    "latent_ddpm (latent): lesson 05's DDPM; clip, text2img: lesson 06's text encoder and "
                    "text-conditioned U-Net; lcm: lesson 11's few-step student distilled from text2img")
-    p.add_argument("--budget", choices=["quick", "full"], default=None,
+    p.add_argument("--budget", choices=BUDGETS, default=None,
                    help="training preset (default: $MINILDM_BUDGET, else full with CUDA, quick without)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     p.add_argument("--batch-size", type=int, default=None,
@@ -104,7 +120,7 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--text-encoder", type=Path, default=None,
                    help="text2img, lcm: the text encoder to condition on (default "
                    "data/checkpoints/clip; or a transformers CLIP folder with its tokenizer)")
-    p.add_argument("--backbone", choices=["unet", "dit"], default=None,
+    p.add_argument("--backbone", choices=BACKBONES, default=None,
                    help="text2img only: the U-Net (default) or lesson 11's DiT transformer")
     p.add_argument("--vae", type=Path, default=None,
                    help="latent_ddpm, text2img, lcm: the VAE whose latents to learn "
@@ -113,14 +129,14 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
                    help="lcm only: the text2img checkpoint to distil (default data/checkpoints/text2img)")
     p.add_argument("--original-steps", type=int, default=None,
                    help="lcm only: the skipping-step schedule's N (teacher steps of k = T / N; default 50)")
-    p.add_argument("--consistency-loss", choices=["l2", "huber"], default=None,
+    p.add_argument("--consistency-loss", choices=CONSISTENCY_LOSSES, default=None,
                    help="lcm only: the distance between student and target (default l2; huber: pseudo-Huber)")
     p.add_argument("--two-object-fraction", type=float, default=None,
                    help="text2img only: the share of two-object training scenes (default 0.5; lesson 10)")
     p.add_argument("--clip-skip", type=int, default=None,
                    help="text2img only: condition on the text encoder's layer L - N instead of its last "
                    "(N = L: the word embeddings alone; default 0; lesson 10)")
-    p.add_argument("--preset", choices=["cpu", "gpu"], default=None,
+    p.add_argument("--preset", choices=PRESETS, default=None,
                    help="the full budget's settings: cpu (the shipped checkpoints') or gpu (larger batches, "
                    "fewer steps); default gpu on CUDA, else cpu ($MINILDM_PRESET)")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
@@ -175,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tokenizer", "build the tokenizer from the caption grammar (deterministic: no --seed)", _debug())
     p.add_argument("-o", "--output", type=Path, default=None, help="default data/tokenizer")
     _add_train(commands, common)
+    for name, (_, help) in PROGRAMS.items():  # (listed here; main() hands them their arguments)
+        p = commands.add_parser(name, help=help, add_help=False)
+        p.add_argument("arguments", nargs=argparse.REMAINDER, help=f"see minildm {name} --help")
     return parser
 
 
@@ -195,9 +214,6 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "evaluate":
         print(commands.evaluate_command(args))
     else:  # generate, img2img, inpaint
-        if args.output is None:
-            name = "generated" if args.command == "generate" else args.command
-            args.output = Path("outputs") / f"{name}.png"
         run_command = commands.generate_command if args.command == "generate" else commands.edit_command
         with one_line_warnings():  # (e.g. a prompt cut at CLIP's 77 tokens)
             path, replaced = run_command(args)
@@ -219,7 +235,20 @@ def one_line_warnings() -> Iterator[None]:
         yield
 
 
+def run_program(name: str, argv: list[str]) -> int:
+    """``minildm retrain ...`` / ``minildm classroom ...``: the program's own ``main`` with the rest of
+    the command line."""
+    import importlib
+
+    module = importlib.import_module(PROGRAMS[name][0])
+    return module.main(argv, prog=f"minildm {name}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``minildm`` command; return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PROGRAMS:
+        return run_program(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("MINILDM_DEBUG", "") not in ("", "0")
     try:

@@ -11,7 +11,10 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from minildm.names import DEFAULT_SAMPLER, INVERSION_SAMPLER, ONE_STEP_SAMPLERS, SAMPLER_TITLES
 
 
 def _check_run_folders(run_dir: Path, out: Path, resume: bool, overwrite: bool) -> None:
@@ -196,9 +199,10 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     if args.guidance is not None:
         check_guidance_scale(args.guidance)
     check_eta(args.eta)
-    if args.eta and (args.sampler or "ddim") != "ddim":
+    if args.eta and (args.sampler or DEFAULT_SAMPLER) != "ddim":
         raise ValueError(f"--eta is DDIM's noise level; with --sampler {args.sampler} leave it 0")
-    output = figure_path(args.output)
+    default = Path("outputs") / f"{'generated' if args.command == 'generate' else args.command}.png"
+    output = figure_path(default if args.output is None else args.output)
     if args.save_dir is not None:
         check_writable_folder(args.save_dir, "--save-dir")
     check_outputs(output, args.save_dir, args.overwrite, inputs or {})
@@ -207,36 +211,50 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     return output
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a sampling command samples, resolved once from its options and the loaded pipeline: where an
+    option is unset, the pipeline's default (a distilled student has its own) or Stable Diffusion's."""
+
+    sampler: str
+    steps: int
+    guidance: float
+    size: tuple[int, int] | None = None  # Stable Diffusion's (height, width); the course's models: None
+
+    def kwargs(self, args: argparse.Namespace) -> dict:
+        """The pipeline call's sampling arguments (the pipeline checks them before any work)."""
+        size = {} if self.size is None else {"height": self.size[0], "width": self.size[1], "progress": True}
+        return dict(num_inference_steps=self.steps, guidance_scale=self.guidance, seed=args.seed,
+                    progress=False, eta=args.eta) | size
+
+
 def _load_pipeline(cls, args: argparse.Namespace):
-    """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler."""
+    """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler, and
+    the :class:`Sampling` it samples with."""
     from minildm.schedulers import SCHEDULERS
-    from minildm.sd_commands import load_sd_pipeline
+    from minildm.sd_commands import SD_GUIDANCE, SD_STEPS, load_sd_pipeline, sampler_name
 
     if args.stable_diffusion:
-        return load_sd_pipeline(cls, args)
+        pipe = load_sd_pipeline(cls, args)
+        size = None
+        if hasattr(args, "height"):  # generate: the picture's size (default the U-Net config's)
+            size = tuple(pipe.image_size if v is None else v for v in (args.height, args.width))
+        return pipe, Sampling(sampler_name(pipe.scheduler), SD_STEPS if args.steps is None else args.steps,
+                              SD_GUIDANCE if args.guidance is None else args.guidance, size)
 
     pipe = cls.from_pretrained(args.checkpoint, device=args.device)
     pipe.strict = not args.no_strict
     if args.sampler is not None:
         pipe.scheduler = SCHEDULERS[args.sampler].from_config(pipe.scheduler.config)
-    args.sampler = args.sampler or pipe.default_sampler
-    return pipe
+    return pipe, Sampling(args.sampler or pipe.default_sampler,
+                          pipe.default_steps if args.steps is None else args.steps,
+                          pipe.default_guidance if args.guidance is None else args.guidance)
 
 
-def _sampling_kwargs(args: argparse.Namespace, pipe) -> dict:
-    """Steps and guidance as given, else the pipeline's defaults (a distilled student has its own; the
-    pipeline checks them before any work)."""
-    return dict(
-        num_inference_steps=pipe.default_steps if args.steps is None else args.steps,
-        guidance_scale=pipe.default_guidance if args.guidance is None else args.guidance,
-        seed=args.seed, progress=False, eta=args.eta,
-    )
-
-
-def _how(args: argparse.Namespace, kwargs: dict) -> str:
-    names = {"ddpm": "DDPM", "dpm++": "DPM-Solver++ 2M", "euler": "Euler", "euler_a": "Euler ancestral",
-             "lcm": "LCM (distilled student)"}
-    name = f"DDIM (eta {args.eta:g})" if (args.sampler or "ddim") == "ddim" else names[args.sampler]
+def _how(args: argparse.Namespace, sampling: Sampling, kwargs: dict) -> str:
+    """The figure's caption: how the images were sampled."""
+    name = SAMPLER_TITLES[sampling.sampler]
+    name = f"{name} (eta {args.eta:g})" if sampling.sampler == "ddim" else name
     steps, guidance = kwargs["num_inference_steps"], kwargs["guidance_scale"]
     phrases = f" + phrases {kwargs['phrase_guidance']:g}" if kwargs.get("phrase_guidance") else ""
     size = f", {kwargs['width']} x {kwargs['height']}" if "height" in kwargs else ""
@@ -255,15 +273,13 @@ def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
     check_positive_int("--num-images", args.num_images)
     check_phrase_scale(args.phrase_guidance)
     output = _check_sampling_args(args, len(args.prompts) * args.num_images)
-    pipe = _load_pipeline(TextToImagePipeline, args)
+    pipe, sampling = _load_pipeline(TextToImagePipeline, args)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
-    kwargs = dict(_sampling_kwargs(args, pipe), phrase_guidance=args.phrase_guidance)
-    if args.stable_diffusion:
-        kwargs.update(height=args.height, width=args.width, progress=True)
-    images = pipe(batch, **kwargs)
+    kwargs = dict(sampling.kwargs(args), phrase_guidance=args.phrase_guidance)
+    images = pipe(batch, **kwargs).images
     titles = [p or "(empty prompt)" for p in batch]
     titles = short_titles(titles) if args.stable_diffusion else titles
-    return write_results(images, titles, output, args.save_dir, _how(args, kwargs))
+    return write_results(images, titles, output, args.save_dir, _how(args, sampling, kwargs))
 
 
 def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
@@ -283,33 +299,33 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
     output = _check_sampling_args(args, len(args.prompts) + 1, inputs)  # (+ the original, in the figure)
     if not inpaint:
         check_strength(args.strength)
-        if args.init == "inversion" and (args.sampler or "ddim") != "ddim":
-            raise ValueError(
-                f"--init inversion runs DDIM backwards and needs --sampler ddim, not {args.sampler}"
-            )
+        if args.init == "inversion" and (args.sampler or DEFAULT_SAMPLER) != INVERSION_SAMPLER:
+            raise ValueError(f"--init inversion runs DDIM backwards and needs --sampler {INVERSION_SAMPLER}, "
+                             f"not {args.sampler}")
     elif args.resample is not None:  # unset: the pipeline's default for its sampler (check_resample)
         check_positive_int("--resample", args.resample)
-        if args.resample > 1 and (args.sampler or "ddim") not in ("ddim", "ddpm"):
-            raise ValueError(f"--resample needs --sampler ddim or ddpm (one-step), not {args.sampler}")
+        if args.resample > 1 and (args.sampler or DEFAULT_SAMPLER) not in ONE_STEP_SAMPLERS:
+            raise ValueError(f"--resample needs --sampler {' or '.join(ONE_STEP_SAMPLERS)} (one-step), "
+                             f"not {args.sampler}")
     if args.stable_diffusion:  # (the picture's own size, read before the model)
         image, mask = sd.load_sd_inputs(args, inpaint)
-    pipe = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
+    pipe, sampling = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
     if args.stable_diffusion:
         sd.check_sd_image(image, pipe.size_multiple, pipe.vae.config.downsample_factor)
     else:
         image = load_image(args.image, pipe.vae.config.image_size)
-    kwargs = _sampling_kwargs(args, pipe)
+    kwargs = sampling.kwargs(args)
     if inpaint:
         mask = mask if args.stable_diffusion else load_mask(args.mask, pipe.vae.config.image_size)
-        args.resample = pipe.check_resample(args.resample)  # the value used, for the figure's caption
-        images = pipe(args.prompts, image, mask, resample_steps=args.resample, **kwargs)
+        resample = pipe.check_resample(args.resample)  # the value used, for the figure's caption
+        images = pipe(args.prompts, image, mask, resample_steps=resample, **kwargs).images
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
     else:
         init = check_init(args.init, pipe.scheduler)
-        images = pipe(args.prompts, image, strength=args.strength, init=init, **kwargs)
+        images = pipe(args.prompts, image, strength=args.strength, init=init, **kwargs).images
         first = image
-    how = _how(args, kwargs) + (
-        f", resample {args.resample}" if inpaint else f", strength {args.strength:g}, {init} start"
+    how = _how(args, sampling, kwargs) + (
+        f", resample {resample}" if inpaint else f", strength {args.strength:g}, {init} start"
     )
     shown = torch.cat([first.to(images.device), images])
     titles = sd.short_titles(args.prompts) if args.stable_diffusion else args.prompts

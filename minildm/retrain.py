@@ -1,9 +1,9 @@
-"""``make checkpoints`` (``python -m minildm.retrain``): retrain every shipped checkpoint from scratch
-with the package's own training command, in the order they depend on each other, then print each
-one's quality beside the shipped one's.
+"""``minildm retrain`` (``make checkpoints``, ``python -m minildm.retrain``): retrain every shipped
+checkpoint from scratch with the package's own training command, in the order they depend on each
+other, then print each one's quality beside the shipped one's.
 
-    python -m minildm.retrain [--out-dir outputs/retrained] [--preset cpu|gpu] [--device D]
-                              [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
+    minildm retrain [--out-dir outputs/retrained] [--preset cpu|gpu] [--device D]
+                    [--only KIND ...] [--jobs N] [--resume] [--quality-only] [--n N]
 
 Order: toy2d, the VAE, the pixel DDPM, then (on the new VAE) the latent DDPM, the mini CLIP, and
 text2img (the default: lesson 11's DiT, twice the steps; lesson 10 section 5) and text2img_unet (the
@@ -11,9 +11,9 @@ U-Net of lessons 06-09) on the new VAE and CLIP, and lesson 11's student distill
 With ``--jobs N`` (default 4 on CUDA, 1 elsewhere) up to N runs go at once, each starting when those it
 is trained on have finished: one run of these small models leaves a GPU mostly idle (its steps are bound
 by kernel launches), so several share it well. Each run is ``python -m minildm train TASK --budget full
-...`` (with ``SHIPPED_OPTIONS``: text2img ``--backbone dit --clip-skip 2`` and twice the preset's steps,
-text2img_unet ``--clip-skip 2``, lcm ``--consistency-loss huber`` and the U-Net as its teacher)
-in a child process, its output in
+...`` with the options its record in :data:`minildm.names.CHECKPOINTS` gives (text2img ``--backbone
+dit --clip-skip 2`` and twice the preset's steps, text2img_unet ``--clip-skip 2``, lcm
+``--consistency-loss huber`` and the U-Net as its teacher) in a child process, its output in
 ``OUT/logs/KIND.log``, its training state in ``OUT/runs/KIND`` (an interrupted retrain continues with
 ``--resume``) and its checkpoint in ``OUT/checkpoints/KIND``. To ship the results, copy
 ``OUT/checkpoints/*`` over ``data/checkpoints/`` (and commit them).
@@ -31,46 +31,30 @@ import sys
 import time
 from pathlib import Path
 
+from minildm.names import BUDGETS, CHECKPOINTS, PRESETS
+
 #: dependency order: a model is trained after the checkpoints it is trained on (each name is a folder
-#: of data/checkpoints)
-ORDER = ("toy2d", "vae", "pixel_ddpm", "latent_ddpm", "clip", "text2img", "text2img_unet", "lcm")
-
-#: shipped checkpoints whose folder is not named after the task that trains them
-TASK_OF = {"text2img_unet": "text2img"}
-
-#: the options beyond the task's defaults that the shipped checkpoints were trained with: the U-Net reads
-#: the text encoder's embeddings alone (lesson 10, section 5), lesson 11's DiT too, its student is
-#: distilled with the pseudo-Huber distance (lesson 11); tests/test_retrain.py checks them against
-#: data/checkpoints' configs
-SHIPPED_OPTIONS = {
-    "text2img": ["--backbone", "dit", "--clip-skip", "2"],
-    "text2img_unet": ["--clip-skip", "2"],
-    "lcm": ["--consistency-loss", "huber"],
-}
-
-#: shipped checkpoints trained for a multiple of their preset's steps: the default text2img, lesson 11's
-#: DiT, for twice the task's (lesson 10, section 5: at the U-Net's CPU time it composes best)
-STEPS_FACTOR = {"text2img": 2}
+#: of data/checkpoints; what each one is: :data:`minildm.names.CHECKPOINTS`)
+ORDER = tuple(CHECKPOINTS)
 
 
 def train_argv(
     kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str = "full"
 ) -> list[str]:
     """The training command of the shipped checkpoint ``kind``, on the VAE and CLIP retrained before it."""
-    task = TASK_OF.get(kind, kind)
+    shipped = CHECKPOINTS[kind]
+    task = shipped.task
     argv = [sys.executable, "-m", "minildm", "train", task, "--budget", budget, "--preset", preset,
             "--run-dir", str(out / "runs" / kind), "--out", str(out / "checkpoints" / kind)]
     argv += ["--resume"] if resume and (out / "runs" / kind / "training_state.safetensors").exists() else [
         "--overwrite"]
-    if task in ("latent_ddpm", "text2img", "lcm"):
-        argv += ["--vae", str(out / "checkpoints" / "vae")]
-    if task in ("text2img", "lcm"):
-        argv += ["--text-encoder", str(out / "checkpoints" / "clip")]
-    if kind == "lcm":  # lesson 11's student, distilled from the new U-Net
-        argv += ["--teacher", str(out / "checkpoints" / "text2img_unet")]
-    argv += SHIPPED_OPTIONS.get(kind, [])
-    if kind in STEPS_FACTOR:
-        argv += ["--steps", str(STEPS_FACTOR[kind] * preset_steps(task, budget, preset))]
+    for flag, folder in (("--vae", shipped.vae), ("--text-encoder", shipped.text_encoder),
+                         ("--teacher", shipped.teacher)):  # (lcm: distilled from the new U-Net)
+        if folder is not None:
+            argv += [flag, str(out / "checkpoints" / folder)]
+    argv += list(shipped.options)
+    if shipped.steps_factor != 1:
+        argv += ["--steps", str(shipped.steps_factor * preset_steps(task, budget, preset))]
     if device is not None:
         argv += ["--device", device]
     return argv
@@ -84,18 +68,14 @@ def preset_steps(task: str, budget: str, preset: str) -> int:
     return train_config(TRAIN_BUDGETS[task], budget, 0, preset).steps
 
 
-#: what each kind is trained on (it starts once these, when retrained too, have finished)
-DEPENDS = {"latent_ddpm": ("vae",), "text2img": ("vae", "clip"), "text2img_unet": ("vae", "clip"),
-           "lcm": ("text2img_unet",)}
-
-
 def _launch_order(kinds: list[str]) -> list[str]:
     """``kinds`` in the order to start them: what others wait for first (the VAE and CLIP, the U-Net
     lesson 11's student is distilled from), then the other text-to-image run (the longest), then the rest
     in ``ORDER``."""
-    needed = {dep for kind in kinds for dep in DEPENDS.get(kind, ()) if dep in kinds}
+    needed = {dep for kind in kinds for dep in CHECKPOINTS[kind].dependencies if dep in kinds}
+
     def rank(kind: str) -> int:
-        return 0 if kind in needed else 1 if TASK_OF.get(kind, kind) == "text2img" else 2
+        return 0 if kind in needed else 1 if CHECKPOINTS[kind].task == "text2img" else 2
 
     return sorted(kinds, key=lambda kind: (rank(kind), ORDER.index(kind)))
 
@@ -132,7 +112,7 @@ def retrain(
 
 
 def _blocked(kind: str, waiting: list[str], running: dict) -> bool:
-    return any(dep in waiting or dep in running for dep in DEPENDS.get(kind, ()))
+    return any(dep in waiting or dep in running for dep in CHECKPOINTS[kind].dependencies)
 
 
 def _start_run(kind: str, out: Path, preset: str, device: str | None, resume: bool, budget: str,
@@ -160,10 +140,14 @@ def quality_table(kinds: list[str], out: Path, device: str | None, n: int | None
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m minildm.retrain", description=__doc__.split("\n")[0])
+DESCRIPTION = "retrain every shipped checkpoint in order, then compare each with the shipped one"
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m minildm.retrain") -> int:
+    """Run ``minildm retrain`` (``prog``: the name its usage shows); return the exit status."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("--out-dir", type=Path, default=Path("outputs/retrained"))
-    parser.add_argument("--preset", choices=["cpu", "gpu"], default=None,
+    parser.add_argument("--preset", choices=PRESETS, default=None,
                         help="default: gpu on CUDA, else cpu")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--only", nargs="+", choices=ORDER, default=None,
@@ -174,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None,
                         help="trainings at once, each after those it is trained on "
                              "(default: 4 on CUDA, where one run leaves the GPU mostly idle; else 1)")
-    parser.add_argument("--budget", choices=["quick", "full"], default="full",
+    parser.add_argument("--budget", choices=BUDGETS, default="full",
                         help="full (default); quick trains a few steps, to try the pipeline")
     args = parser.parse_args(argv)
     from minildm.tasks.common import get_preset

@@ -1,6 +1,8 @@
-"""The command line: demo and train."""
+"""The command line: demo, train, evaluate, and the programs it forwards to (retrain, classroom)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -44,13 +46,38 @@ def test_bad_arguments(monkeypatch, capsys):
         main(["train", "toy2d", "--steps", "1", "--debug"])
 
 
-def test_train_knows_the_tasks_by_their_kinds():
-    from minildm.cli import TRAIN_ALIASES, TRAIN_KINDS
-    from minildm.tasks import ALIASES, TASKS
+def test_each_recipe_is_a_module_named_by_its_kind():
+    from minildm.tasks import TASKS
 
-    assert tuple(TASKS) == TRAIN_KINDS and ALIASES == TRAIN_ALIASES
-    for name, task_fn in TASKS.items():  # one module per recipe, named by the kind it writes
+    for name, task_fn in TASKS.items():
         assert task_fn.__module__ == f"minildm.tasks.{name}"
+
+
+def _minildm(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "minildm", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_retrain_and_classroom_are_commands_of_minildm():
+    listed = _minildm("--help")
+    assert listed.returncode == 0 and "retrain" in listed.stdout and "classroom" in listed.stdout
+    for name, option in (("retrain", "--quality-only"), ("classroom", "check-student")):
+        shown = _minildm(name, "--help")
+        assert shown.returncode == 0 and shown.stdout.startswith(f"usage: minildm {name}")
+        assert option in shown.stdout
+    for argv, error in (
+        (["retrain", "--only", "gan"], "minildm retrain: error: argument --only: invalid choice"),
+        (["classroom", "grade"], "minildm classroom: error: argument command: invalid choice"),
+    ):
+        bad = _minildm(*argv)
+        assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith(error), bad.stderr
+
+
+def test_classroom_check_student_runs_from_minildm():
+    """The committed student notebooks are what ``student`` writes (as ``make test`` checks)."""
+    done = _minildm("classroom", "check-student")
+    assert done.returncode == 0, done.stderr
+    assert "student notebooks in student/ are up to date" in done.stdout
 
 
 def test_evaluate_command_prints_the_report(capsys):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from minildm.retrain import ORDER, SHIPPED_OPTIONS, _launch_order, main, train_argv
+from minildm.names import CHECKPOINTS
+from minildm.retrain import ORDER, _launch_order, main, train_argv
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
 def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
@@ -28,12 +29,13 @@ def test_models_are_trained_after_what_they_are_trained_on(tmp_path):
 
 
 def test_retraining_uses_the_options_the_shipped_checkpoints_were_trained_with(tmp_path):
+    """Each record's options (minildm.names.CHECKPOINTS) against the shipped configs."""
     unet = train_argv("text2img_unet", tmp_path, "cpu", None, resume=False)
     lcm = train_argv("lcm", tmp_path, "cpu", None, resume=False)
-    shipped = {kind: json.loads((CHECKPOINTS / kind / "config.json").read_text())
+    shipped = {kind: json.loads((SHIPPED / kind / "config.json").read_text())
                for kind in ("text2img", "text2img_unet", "lcm")}
     skip = shipped["text2img_unet"]["text_encoder"].get("clip_skip", 0)
-    assert unet[unet.index("--clip-skip") + 1] == str(skip) == SHIPPED_OPTIONS["text2img_unet"][1]
+    assert unet[unet.index("--clip-skip") + 1] == str(skip) == CHECKPOINTS["text2img_unet"].options[1]
     assert "unet" in shipped["text2img_unet"]["model"] and "--backbone" not in unet
     assert shipped["lcm"]["text_encoder"].get("clip_skip", 0) == skip  # the student reads its teacher's layer
     assert "unet" in shipped["lcm"]["model"]  # distilled from the U-Net, whose backbone it takes

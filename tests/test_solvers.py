@@ -177,12 +177,6 @@ def test_img2img_with_euler_and_dpm():
         assert torch.isfinite(out).all()
 
 
-def test_cli_knows_every_scheduler():
-    from minildm.cli import SAMPLER_NAMES
-
-    assert set(SAMPLER_NAMES) == set(SCHEDULERS)
-
-
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [

@@ -1,13 +1,14 @@
-"""``python -m minildm.classroom``: student notebooks, the offline course sites and the teacher's guide.
+"""``minildm classroom`` (``python -m minildm.classroom``): student notebooks, the offline course sites
+and the teacher's guide.
 
-python -m minildm.classroom student [NOTEBOOK...] [--out student/]
+minildm classroom student [NOTEBOOK...] [--out student/]
     write the student version of each notebook (default: every notebooks/NN_*.ipynb)
-python -m minildm.classroom check-student [NOTEBOOK...] [--out student/]
+minildm classroom check-student [NOTEBOOK...] [--out student/]
     exit 1, naming the files, when the student versions in --out are not what ``student`` writes
-python -m minildm.classroom site [NOTEBOOK...] [--teacher] [--out site/] [--check]
+minildm classroom site [NOTEBOOK...] [--teacher] [--out site/] [--check]
     render the student notebooks (default every student/NN_*.ipynb, with the figures of
     notebooks/) to an offline HTML site; --teacher: the teacher's notebooks and guide into site-teacher/
-python -m minildm.classroom teaching [NOTEBOOK...] [--out docs/teaching.md] [--check]
+minildm classroom teaching [NOTEBOOK...] [--out docs/teaching.md] [--check]
     fill in the generated parts of the teacher's guide from the notebooks (--check: exit 1 when
     the file is not what it would write)
 
@@ -32,13 +33,13 @@ class UsageError(ValueError):
     """Bad command-line input (exit 2)."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = f"python -m {PROG}") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("notebooks", nargs="*", type=Path,
                         help=f"notebooks (default: every {NOTEBOOKS}/NN_*.ipynb; for the student site "
                         f"every {STUDENT}/NN_*.ipynb)")
     common.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    parser = argparse.ArgumentParser(prog=f"python -m {PROG}",
+    parser = argparse.ArgumentParser(prog=prog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Student notebooks, the offline course sites and the "
                                      "teacher's guide (docs/teaching.md).\n\n" + __doc__.split("\n\n")[1])
@@ -146,9 +147,10 @@ def _teaching(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return the exit status."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = f"python -m {PROG}") -> int:
+    """Run one command (``prog``: the name its usage shows, e.g. ``minildm classroom``); return the exit
+    status."""
+    args = _parser(prog).parse_args(argv)
     run = {"student": _student, "check-student": _check_student, "site": _site,
            "teaching": _teaching}[args.command]
     try:

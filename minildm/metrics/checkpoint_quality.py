@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from minildm.names import CHECKPOINTS
 from minildm.utils import check_positive_int, get_device
 
 #: held-out renders (another seed than any training set; held-out colour-shape pairs included)
@@ -92,7 +93,8 @@ def latent_ddpm_quality(
     from minildm.pipelines import LatentDiffusionPipeline
 
     pipe = LatentDiffusionPipeline.from_pretrained(folder, vae_path=vae, device=device)
-    images = torch.cat([pipe(min(64, n - i), 50, seed=i, progress=False).cpu() for i in range(0, n, 64)])
+    images = torch.cat([pipe(min(64, n - i), 50, seed=i, progress=False).images.cpu()
+                        for i in range(0, n, 64)])
     return _clean(images, n)
 
 
@@ -127,20 +129,16 @@ def text2img_quality(
             "n": f"{per_kind}/kind"}
 
 
-#: kind -> (quality function, the dependencies it takes: the VAE and the CLIP it was trained with)
+#: the figures by the name a shipped checkpoint's record gives (:attr:`minildm.names.Checkpoint.quality`);
+#: the text-to-image ones (text2img, text2img_unet, lcm) each at its own default sampling
 QUALITY = {
-    "toy2d": (toy2d_quality, ()),
-    "vae": (vae_quality, ()),
-    "pixel_ddpm": (pixel_ddpm_quality, ()),
-    "latent_ddpm": (latent_ddpm_quality, ("vae",)),
-    "clip": (clip_quality, ()),
-    "text2img": (text2img_quality, ("vae", "clip")),
-    "text2img_unet": (text2img_quality, ("vae", "clip")),
-    "lcm": (text2img_quality, ("vae", "clip")),  # at the student's own default: 4 LCM steps, guidance 1
+    "toy2d": toy2d_quality,
+    "vae": vae_quality,
+    "pixel_ddpm": pixel_ddpm_quality,
+    "latent_ddpm": latent_ddpm_quality,
+    "clip": clip_quality,
+    "text2img": text2img_quality,
 }
-#: samples per kind by default: enough for a figure to move by a few points at most
-DEFAULT_N = {"toy2d": 4000, "vae": 500, "pixel_ddpm": 256, "latent_ddpm": 256, "clip": 500, "text2img": 128,
-             "text2img_unet": 128, "lcm": 128}
 
 
 def checkpoint_quality(
@@ -151,15 +149,16 @@ def checkpoint_quality(
     vae: str | Path | None = None,
     clip: str | Path | None = None,
 ) -> dict[str, str]:
-    """The quality figures of the ``kind`` checkpoint in ``folder`` (default: the shipped one),
-    as ``{"name": "value", ..., "n": "sample size"}``; ``vae`` and ``clip`` are the checkpoints a
-    latent model was trained with (default the shipped ones)."""
-    if kind not in QUALITY:
-        raise ValueError(f"kind must be one of {sorted(QUALITY)}, got {kind!r}")
-    function, deps = QUALITY[kind]
-    n = DEFAULT_N[kind] if n is None else check_positive_int("n", n)
-    given = {"vae": None if vae is None else Path(vae), "clip": None if clip is None else Path(clip)}
-    from minildm.checkpoints import checkpoint_dir
+    """The quality figures of the shipped checkpoint ``kind`` (a folder of data/checkpoints), of the
+    one in ``folder`` when given, as ``{"name": "value", ..., "n": "sample size"}``; ``n`` defaults to
+    its record's (:data:`minildm.names.CHECKPOINTS`); ``vae`` and ``clip`` are the checkpoints a latent
+    model was trained with (default the shipped ones)."""
+    from minildm.checkpoints import checkpoint_folder
 
-    folder = checkpoint_dir() / kind if folder is None else Path(folder)  # the shipped folder is named kind
-    return function(folder, n, get_device(device), **{d: given[d] for d in deps})
+    if kind not in CHECKPOINTS:
+        raise ValueError(f"kind must be one of {list(CHECKPOINTS)}, got {kind!r}")
+    shipped = CHECKPOINTS[kind]
+    n = shipped.quality_n if n is None else check_positive_int("n", n)
+    given = {"vae": (shipped.vae, vae), "clip": (shipped.text_encoder, clip)}  # (trained on?, given)
+    extra = {name: None if path is None else Path(path) for name, (dep, path) in given.items() if dep}
+    return QUALITY[shipped.quality](checkpoint_folder(kind, folder), n, get_device(device), **extra)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from minildm import names
 from minildm.guidance import CFGDenoiser
 from minildm.pipelines.latent_diffusion import PipelineOutput, check_images
 from minildm.pipelines.text_to_image import TextToImagePipeline
@@ -33,10 +34,10 @@ from minildm.utils import is_real_number
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
-DEFAULT_STRENGTH = 0.8
+DEFAULT_STRENGTH = names.DEFAULT_STRENGTH
 
 #: how the starting latent is made (see the module docstring); lesson 08 compares the two
-INITS = ("inversion", "noise")
+INITS = names.IMG2IMG_INITS
 
 
 def default_init(scheduler: SchedulerMixin) -> str:

@@ -18,6 +18,7 @@ numbers (``trained_betas``, dynamic ``thresholding``, ``use_karras_sigmas``...) 
 not implemented here, refused with a ValueError naming it and what is supported.
 """
 
+from minildm.names import SAMPLER_NAMES
 from minildm.schedulers.base import TIMESTEP_SPACINGS, SchedulerMixin, SchedulerOutput
 from minildm.schedulers.ddim import DDIMInverseScheduler, DDIMScheduler
 from minildm.schedulers.ddpm import VARIANCE_TYPES, DDPMScheduler
@@ -25,7 +26,8 @@ from minildm.schedulers.dpmsolver import DPMSolverMultistepScheduler
 from minildm.schedulers.euler import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
 from minildm.schedulers.lcm import LCMScheduler
 
-#: The schedulers by the names the CLI and the pipelines know them by (``--sampler ddim``).
+#: The schedulers by the names the CLI and the pipelines know them by (``--sampler ddim``), those of
+#: :data:`minildm.names.SAMPLER_NAMES`.
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
@@ -34,6 +36,8 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "euler_a": EulerAncestralDiscreteScheduler,
     "lcm": LCMScheduler,  # for a distilled student only (lesson 11)
 }
+if tuple(SCHEDULERS) != SAMPLER_NAMES:  # (the command line's --sampler choices, read without torch)
+    raise ImportError(f"SCHEDULERS {tuple(SCHEDULERS)} and minildm.names' {SAMPLER_NAMES} differ")
 
 __all__ = [
     "SCHEDULERS",
