@@ -229,9 +229,17 @@ class CheckpointConfig:
             kind=kind, backbone=backbone, model=config_value(config, f"model.{backbone}", dict, folder),
             scheduler=config_value(config, "scheduler", dict, folder, default=None),
             vae=_vae_ref(config, folder), text_encoder=_text_encoder_ref(config, folder),
-            distillation=_distillation(config, folder), weights_dtype=weights_dtype,
+            distillation=read_distillation(config, folder), weights_dtype=weights_dtype,
             extra={k: v for k, v in config.items() if k not in _TYPED},
         )
+
+    def require(self, *parts: str, folder: str | Path | None = None) -> CheckpointConfig:
+        """Refuse a config without the sections a reader needs (``"vae"``, ``"text_encoder"``, ...),
+        naming the file as :func:`config_value` does; returns ``self``."""
+        for part in parts:
+            if getattr(self, part) is None:
+                config_value({}, part, dict, folder)  # (raises: "... has no 'vae' section ...")
+        return self
 
     def to_dict(self) -> dict:
         """The ``config.json`` this describes (what :meth:`from_dict` reads back)."""
@@ -271,7 +279,8 @@ def _text_encoder_ref(config: dict, folder: str | Path | None) -> TextEncoderRef
     )
 
 
-def _distillation(config: dict, folder: str | Path | None) -> Distillation | None:
+def read_distillation(config: dict, folder: str | Path | None = None) -> Distillation | None:
+    """The ``distillation`` record of a config (None for a model that was not distilled)."""
     if "distillation" not in config:
         return None
     def get(key: str, expected: type, default: Any = _MISSING) -> Any:  # noqa: E306

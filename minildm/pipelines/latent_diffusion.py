@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import check_scale_factor, checkpoint_folder, config_value, load_pretrained, load_vae
+from minildm.checkpoint_config import CheckpointConfig, VAERef
+from minildm.checkpoints import checkpoint_folder, load_pretrained, load_vae
 from minildm.guidance import Denoiser
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
@@ -114,18 +115,17 @@ class LatentDiffusionPipeline:
         device = get_device(device)
         backbone, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
-        scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
-        vae = cls.load_matching_vae(config, vae_path, device, folder)
-        return cls(backbone, scheduler, vae, scale_factor, config=config)
+        trained_on = CheckpointConfig.from_dict(config, folder).require("vae", folder=folder).vae
+        vae = cls.load_matching_vae(trained_on, vae_path, device)
+        return cls(backbone, scheduler, vae, trained_on.scale_factor, config=config)
 
     @staticmethod
     def load_matching_vae(
-        config: dict, vae_path: str | Path | None, device: str | torch.device | None,
-        folder: str | Path | None = None,
+        trained_on: VAERef, vae_path: str | Path | None, device: str | torch.device | None
     ) -> AutoencoderKL:
         """The VAE in ``vae_path`` (default the shipped one), refused if it is not the VAE that the
-        U-Net of ``config`` (read from ``folder``) was trained with."""
-        expected = config_value(config, "vae.model", dict, folder)  # (before loading any VAE)
+        noise predictor was trained on (``trained_on``: its config's record of it)."""
+        expected = trained_on.model
         vae, vae_config = load_vae(vae_path, device=device)
         if vae_config["model"] != expected:
             raise ValueError(

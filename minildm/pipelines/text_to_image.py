@@ -23,13 +23,8 @@ from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import (
-    check_scale_factor,
-    checkpoint_folder,
-    config_value,
-    load_pretrained,
-    load_text_encoder,
-)
+from minildm.checkpoint_config import CheckpointConfig, Distillation, read_distillation
+from minildm.checkpoints import checkpoint_folder, load_pretrained, load_text_encoder
 from minildm.guidance import CFGDenoiser
 from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale, phrase_contexts
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline, PipelineOutput
@@ -99,7 +94,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         #: refuse prompts outside the shapes-world grammar (with a word-level tokenizer, ours)
         self.strict = strict
         #: a distilled student's settings (lesson 11): guidance folded in, sampled in a few steps
-        self.distillation: dict | None = (config or {}).get("distillation")
+        self.distillation: Distillation | None = read_distillation(config or {})
 
     @property
     def default_steps(self) -> int:
@@ -125,9 +120,9 @@ class TextToImagePipeline(LatentDiffusionPipeline):
                              "this checkpoint is a plain text2img model: use ddim, dpm++, euler or euler_a")
         if self.distillation is None:
             return num_inference_steps
-        measured, most = self.distillation["steps"], self.distillation["original_inference_steps"]
+        measured, most = self.distillation.steps, self.distillation.original_inference_steps
         if num_inference_steps not in measured and 0 < num_inference_steps <= most:  # (others: refused)
-            warnings.warn(f"this student was distilled for {measured} steps; "
+            warnings.warn(f"this student was distilled for {list(measured)} steps; "
                           f"{num_inference_steps} steps is allowed but unmeasured", stacklevel=4)
         return num_inference_steps
 
@@ -151,42 +146,33 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         backbone, scheduler, config = load_pretrained(cls.checkpoint_kind, path, device=device)
         folder = checkpoint_folder(cls.checkpoint_kind, path)
         # every entry this needs, read (and type-checked) before the VAE or the text encoder loads
-        scale_factor = check_scale_factor(config, "vae.scale_factor", folder)
-        encoder_kind = config_value(config, "text_encoder.kind", str, folder)
-        clip_skip = config_value(config, "text_encoder.clip_skip", int, folder, default=0)
-        if encoder_kind == "clip":
-            expected = config_value(config, "text_encoder.model", dict, folder)
-        else:  # a transformers CLIP text model, e.g. one downloaded by a user online
-            trained_with = config_value(config, "text_encoder.path", str, folder)
-        vae = cls.load_matching_vae(config, vae_path, device, folder)
-        if encoder_kind == "clip":
+        typed = CheckpointConfig.from_dict(config, folder).require("vae", "text_encoder", folder=folder)
+        encoder = typed.text_encoder
+        vae = cls.load_matching_vae(typed.vae, vae_path, device)
+        if encoder.kind == "clip":
             text_encoder, clip_config = load_text_encoder(text_encoder_path, device=device)
-            if clip_config["model"] != expected:
+            if clip_config["model"] != encoder.model:
                 raise ValueError(
                     "the text encoder checkpoint is not the one this U-Net was trained with: expected "
-                    f"CLIP config {expected}, got {clip_config['model']}"
+                    f"CLIP config {encoder.model}, got {clip_config['model']}"
                 )
-        else:
-            encoder_folder = Path(text_encoder_path or trained_with)
+        else:  # a transformers CLIP text model, e.g. one downloaded by a user online
+            encoder_folder = Path(text_encoder_path or encoder.path)
             if not encoder_folder.is_dir():  # fail fast, offline: never reach for the network here
                 raise FileNotFoundError(
                     f"the text encoder this U-Net was trained with, {str(encoder_folder)!r}, is not on this "
                     "machine; pass text_encoder_path (--text-encoder) to a local copy"
                 )
             text_encoder = TextEncoder.from_pretrained(encoder_folder).to(device)
-        text_encoder.clip_skip = clip_skip  # the layer the U-Net was trained on
-        distillation = config_value(config, "distillation", dict, folder, default=None)
-        if distillation is not None:  # (what a student's sampling reads, checked here once)
-            for key, kind in (("steps", list), ("original_inference_steps", int), ("timestep_scaling", float),
-                              ("guidance_scale", float)):
-                config_value(config, f"distillation.{key}", kind, folder)
+        text_encoder.clip_skip = encoder.clip_skip  # the layer the U-Net was trained on
+        distillation = typed.distillation
         if distillation is None:
             scheduler = SCHEDULERS[DEFAULT_SAMPLER].from_config(scheduler.config)
         else:  # a few-step student (lesson 11): its own sampler, on its distillation schedule
             scheduler = LCMScheduler.from_config(dict(
-                vars(scheduler.config), original_inference_steps=distillation["original_inference_steps"],
-                timestep_scaling=distillation["timestep_scaling"]))
-        return cls(backbone, scheduler, vae, scale_factor, text_encoder, config=config)
+                vars(scheduler.config), original_inference_steps=distillation.original_inference_steps,
+                timestep_scaling=distillation.timestep_scaling))
+        return cls(backbone, scheduler, vae, typed.vae.scale_factor, text_encoder, config=config)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -225,7 +211,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         else:  # (the guidance scale is checked here, once)
             denoiser = CFGDenoiser(self.backbone, cond, uncond, guidance_scale)
         if self.distillation is not None and denoiser.scale != 1.0:
-            folded = self.distillation["guidance_scale"]
+            folded = self.distillation.guidance_scale
             warnings.warn(f"this student has guidance {folded:g} in its weights; guidance_scale "
                           f"{denoiser.scale:g} guides again (two network calls per step)", stacklevel=3)
         step_kwargs = {"eta": eta} if eta != 0.0 else {}
