@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from minildm.utils import check_positive_int
+from minildm.validation import check_positive_int, is_int
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -40,10 +40,8 @@ def _check_alphas_cumprod(alphas_cumprod: Any) -> torch.Tensor:
 def check_timesteps(timesteps: int | torch.Tensor, batch: int, num_train_timesteps: int) -> torch.Tensor:
     """``timesteps`` as a long tensor, after checking that it holds integers in [0, T-1] and is
     either a single timestep or one per sample (shape ``[batch]``)."""
-    if isinstance(timesteps, bool):
-        raise ValueError(f"timesteps must be an int or an integer tensor, got {timesteps!r}")
-    if isinstance(timesteps, int):
-        timesteps = torch.tensor(timesteps)
+    if is_int(timesteps):  # (NumPy's integers too; a bool is refused below)
+        timesteps = torch.tensor(int(timesteps))
     if not isinstance(timesteps, torch.Tensor) or timesteps.is_floating_point() or timesteps.is_complex():
         raise ValueError(f"timesteps must be an int or an integer tensor, got {timesteps!r}")
     if timesteps.ndim > 1 or (timesteps.ndim == 1 and timesteps.shape[0] not in (1, batch)):

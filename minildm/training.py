@@ -37,7 +37,8 @@ from minildm.checkpoints import (
 )
 from minildm.distributed import World, check_divides, current_world
 from minildm.ema import EMA
-from minildm.utils import check_positive_int, check_positive_number, get_device, progress
+from minildm.utils import get_device, progress
+from minildm.validation import check_positive_int, check_positive_number, check_probability
 
 
 @dataclass
@@ -58,8 +59,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every"):
             check_positive_int(name, getattr(self, name))
         check_positive_number("lr", self.lr)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check_probability("ema_decay", self.ema_decay, high_open=True)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 # The generic checks live in minildm.validation; these names stay importable from here.
 from minildm.validation import (  # noqa: F401
     MAX_SEED,
+    check_choice,
     check_positive_int,
     check_positive_number,
     check_probability,
@@ -79,7 +80,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; with ``deterministic``, ask PyTorch for deterministic
     kernels too, so that CPU runs are bit-for-bit reproducible. Returns a CPU generator
     seeded with ``seed`` for code that wants its own stream."""
-    seed = check_seed(seed)  # (a Python int from here on: random.seed refuses NumPy's integers)
+    seed = _check_seed("seed", seed)  # (a Python int from here on: random.seed refuses NumPy's integers)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -97,9 +98,7 @@ def get_budget(budget: str | None = None) -> str:
     choice = budget if budget is not None else os.environ.get("MINILDM_BUDGET")
     if choice is None or choice == "":
         return "full" if torch.cuda.is_available() else "quick"
-    if choice not in BUDGETS:
-        raise ValueError(f"budget (MINILDM_BUDGET) must be one of {BUDGETS}, got {choice!r}")
-    return choice
+    return check_choice("budget (MINILDM_BUDGET)", choice, BUDGETS)
 
 
 def progress(iterable: Iterable | None = None, **kwargs) -> tqdm:

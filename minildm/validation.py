@@ -171,6 +171,19 @@ def check_seed(name: str, seed: object) -> int:
     return int(seed)
 
 
+def check_int_tuple(
+    name: str, values: object, *, low: int = 1, length: int | None = None, hint: str | None = None
+) -> tuple[int, ...]:
+    """``values`` as a tuple of Python ints if it is a non-empty tuple or list of ints >= ``low``
+    (of ``length`` items, if given): shapes, channel multipliers, per-level settings."""
+    ok = isinstance(values, (tuple, list)) and len(values) > 0 and (length is None or len(values) == length)
+    if not (ok and all(is_int(v) and v >= low for v in values)):
+        each = {0: "non-negative ints", 1: "positive ints"}.get(low, f"ints >= {low}")
+        count = "non-empty tuple of" if length is None else f"tuple of {length}"
+        raise _fail(name, f"a {count} {each}", values, hint, False)
+    return tuple(int(v) for v in values)
+
+
 def check_choice(name: str, value: object, choices: Iterable, *, hint: str | None = None) -> object:
     """``value`` if it is one of ``choices`` (a bool never stands for 0 or 1 here), else a
     ValueError listing them: ``split must be one of ('train', 'val'), got 'test'``."""

@@ -327,7 +327,7 @@ def test_unet_old_config_dicts_load_with_the_old_defaults():
         (dict(num_heads=None, dim_head=None), "both be None"),
         (dict(num_heads=3, dim_head=None), "num_heads \\(3\\) must divide"),
         (dict(num_heads=None, dim_head=12), "dim_head \\(12\\) must divide"),
-        (dict(num_heads=(2,), dim_head=None), "one positive int per level"),
+        (dict(num_heads=(2,), dim_head=None), r"positive ints \(one per level\)"),
         (dict(num_heads=0), "num_heads"),
         (dict(use_linear_projection=1), "use_linear_projection"),
         (dict(norm_eps=0.0), "norm_eps"),

@@ -15,7 +15,8 @@ with ``p = k / n``. ``z = 1.96`` gives a 95% interval.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+
+from minildm.validation import check_int, check_positive_int, check_positive_number
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -27,15 +28,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     >>> tuple(round(v, 3) for v in wilson_interval(8, 10))
     (0.49, 0.943)
     """
-    if isinstance(successes, bool) or not isinstance(successes, Integral):
-        raise ValueError(f"successes must be an int, got {type(successes).__name__}")
-    if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be between 0 and n = {n}, got {successes}")
-    if isinstance(z, bool) or not (isinstance(z, Real) and math.isfinite(z) and z > 0):
-        raise ValueError(f"z must be a positive finite number, got {z!r}")
-    successes, n, z = int(successes), int(n), float(z)
+    n = check_positive_int("n", n)
+    successes = check_int("successes", successes, low=0, high=n, hint="a count out of n")
+    z = check_positive_number("z", z)
     p = successes / n
     denominator = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denominator

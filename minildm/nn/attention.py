@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minildm.utils import check_positive_int
+from minildm.validation import check_bool, check_positive_int
 
 
 class CrossAttention(nn.Module):
@@ -304,8 +304,7 @@ def use_fused_attention(model: nn.Module, fused: bool = True) -> nn.Module:
     same switch) to PyTorch's fused attention kernel, or back to the plain matmuls, and the
     SpatialTransformers' tokens to token-major memory; the same numbers up to float rounding, much
     less memory at SD's sizes. Returns ``model``."""
-    if not isinstance(fused, bool):
-        raise ValueError(f"fused must be a bool, got {fused!r}")
+    fused = check_bool("fused", fused)
     for module in model.modules():
         if isinstance(module, CrossAttention) or isinstance(getattr(module, "fused", None), bool):
             module.fused = fused

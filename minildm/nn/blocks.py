@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minildm.nn.attention import SpatialTransformer
-from minildm.utils import check_positive_int
+from minildm.validation import check_positive_int
 
 
 def _zero_module(module: nn.Module) -> nn.Module:

@@ -30,7 +30,7 @@ from torch import nn
 from minildm.config import ConfigMixin
 from minildm.nn.attention import CrossAttention
 from minildm.nn.embeddings import TimestepEmbedding
-from minildm.utils import check_positive_int
+from minildm.validation import check_positive_int
 
 
 @dataclass
@@ -78,8 +78,7 @@ class DiTConfig(ConfigMixin):
             raise ValueError(
                 f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}"
             )
-        if self.context_dim is not None:
-            check_positive_int("context_dim", self.context_dim)
+        check_positive_int("context_dim", self.context_dim, optional=True)
 
 
 def sincos_position_embedding(grid: int, dim: int) -> torch.Tensor:

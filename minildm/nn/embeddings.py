@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from minildm.utils import check_positive_int
+from minildm.validation import check_number, check_positive_int
 
 
 def timestep_embedding(timesteps: torch.Tensor | float, dim: int, max_period: float = 10000) -> torch.Tensor:
@@ -40,8 +40,7 @@ def timestep_embedding(timesteps: torch.Tensor | float, dim: int, max_period: fl
         A float tensor ``[B, dim]`` (``[1, dim]`` for a single number or 0-d tensor).
     """
     check_positive_int("dim", dim)
-    if not max_period > 0:
-        raise ValueError(f"max_period must be positive, got {max_period!r}")
+    check_number("max_period", max_period, low=0, low_open=True)
     if not torch.is_tensor(timesteps):
         timesteps = torch.tensor([timesteps])
     if timesteps.dim() == 0:

@@ -43,7 +43,14 @@ from minildm.nn.blocks import (
     _zero_module,
 )
 from minildm.nn.embeddings import TimestepEmbedding
-from minildm.utils import is_positive_int
+from minildm.validation import (
+    check_bool,
+    check_int_tuple,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+    is_real_number,
+)
 
 
 @dataclass
@@ -114,18 +121,10 @@ class UNetConfig(ConfigMixin):
             "image_size",
         ]
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"UNetConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(f"UNetConfig.{name}", getattr(self, name))
         for name in ("context_dim", "time_embed_dim"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"UNetConfig.{name} must be None or a positive int, got {value!r}")
-        if not self.channel_mult or any(not isinstance(m, int) or m < 1 for m in self.channel_mult):
-            raise ValueError(
-                f"UNetConfig.channel_mult must be a non-empty tuple of positive ints, "
-                f"got {self.channel_mult!r}"
-            )
+            check_positive_int(f"UNetConfig.{name}", getattr(self, name), optional=True)
+        check_int_tuple("UNetConfig.channel_mult", self.channel_mult)
         levels = range(len(self.channel_mult))
         bad = [lvl for lvl in self.attention_levels if lvl not in levels]
         if bad:
@@ -133,8 +132,7 @@ class UNetConfig(ConfigMixin):
                 f"UNetConfig.attention_levels must be level indices in 0..{len(self.channel_mult) - 1} "
                 f"(one per channel_mult entry), got {self.attention_levels!r}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_probability("UNetConfig.dropout", self.dropout, high_open=True)
         channels = {self.model_channels * m for m in self.channel_mult} | {self.model_channels}
         bad_ch = sorted(c for c in channels if c % self.norm_groups)
         if bad_ch:
@@ -142,13 +140,8 @@ class UNetConfig(ConfigMixin):
                 f"UNetConfig.norm_groups ({self.norm_groups}) must divide every channel count, "
                 f"but not {bad_ch}"
             )
-        if not isinstance(self.use_linear_projection, bool):
-            raise ValueError(
-                f"UNetConfig.use_linear_projection must be a bool, got {self.use_linear_projection!r}"
-            )
-        eps = self.norm_eps
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"UNetConfig.norm_eps must be a positive number, got {self.norm_eps!r}")
+        check_bool("UNetConfig.use_linear_projection", self.use_linear_projection)
+        check_positive_number("UNetConfig.norm_eps", self.norm_eps)
         self._check_heads()
 
     def _check_heads(self) -> None:
@@ -158,15 +151,11 @@ class UNetConfig(ConfigMixin):
             raise ValueError("UNetConfig.num_heads and dim_head cannot both be None: set one (SD 1.x: "
                              "num_heads=8, dim_head=None; SD 2.x: num_heads=None, dim_head=64)")
         if isinstance(heads, tuple):
-            if len(heads) != len(self.channel_mult) or not all(is_positive_int(h) for h in heads):
-                raise ValueError(f"UNetConfig.num_heads as a tuple must hold one positive int per level "
-                                 f"({len(self.channel_mult)}), got {heads!r}")
-        elif heads is not None and not is_positive_int(heads):
-            raise ValueError(
-                f"UNetConfig.num_heads must be None, a positive int or one per level, got {heads!r}"
-            )
-        if dim is not None and not is_positive_int(dim):
-            raise ValueError(f"UNetConfig.dim_head must be None or a positive int, got {dim!r}")
+            levels = len(self.channel_mult)
+            check_int_tuple("UNetConfig.num_heads", heads, length=levels, hint="one per level")
+        else:
+            check_positive_int("UNetConfig.num_heads", heads, optional=True, hint="or a tuple, one per level")
+        check_positive_int("UNetConfig.dim_head", dim, optional=True)
         last = len(self.channel_mult) - 1
         for level in sorted(set(self.attention_levels) | {last}):
             self.heads_at(level)
@@ -308,7 +297,7 @@ class UNetModel(nn.Module):
                 )
         # timesteps: a number, a 0-d tensor, or [B] (or [1]) -> float tensor [B] on x's device
         if not torch.is_tensor(timesteps):
-            if isinstance(timesteps, bool) or not isinstance(timesteps, (int, float)):
+            if not is_real_number(timesteps):
                 raise ValueError(f"timesteps must be a number or a tensor, got {type(timesteps).__name__}")
             timesteps = torch.tensor(float(timesteps))
         if timesteps.dim() == 0 or (timesteps.dim() == 1 and timesteps.shape[0] == 1):

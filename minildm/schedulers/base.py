@@ -108,15 +108,6 @@ def refuse_unsupported(owner: str, name: str, value: object, supported: tuple, r
         raise ValueError(f"{owner}: {name}={value!r} is not supported ({reason}); supported: {allowed}")
 
 
-def check_thresholding(
-    thresholding: bool, dynamic_thresholding_ratio: float, sample_max_value: float
-) -> None:
-    """The three settings of dynamic thresholding: a bool, a quantile in [0, 1], a positive bound."""
-    check_bool("thresholding", thresholding)
-    check_probability("dynamic_thresholding_ratio", dynamic_thresholding_ratio, hint="a quantile")
-    check_number("sample_max_value", sample_max_value, low=0, low_open=True, finite=False)
-
-
 def dynamic_threshold(x0: torch.Tensor, ratio: float, max_value: float) -> torch.Tensor:
     r"""Imagen's dynamic thresholding (Saharia et al., 2022, sec. 2.3) of a predicted clean sample.
 
@@ -170,16 +161,15 @@ class SchedulerMixin:
     def _init_schedule(self, **config) -> None:
         """Check the shared arguments, store ``config`` and build the schedule from it: betas,
         alphas, alphas_cumprod, the starting noise scale and every timestep, T-1 first."""
-        prediction_type, spacing = config["prediction_type"], config["timestep_spacing"]
-        steps_offset, clip_range = config["steps_offset"], config["clip_sample_range"]
-        check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
-        check_choice("timestep_spacing", spacing, TIMESTEP_SPACINGS)
-        check_int("steps_offset", steps_offset, low=0)
-        check_number("clip_sample_range", clip_range, low=0, low_open=True, finite=False)
-        if "thresholding" in config:
-            check_thresholding(
-                config["thresholding"], config["dynamic_thresholding_ratio"], config["sample_max_value"]
-            )
+        check_choice("prediction_type", config["prediction_type"], PREDICTION_TYPES)
+        check_choice("timestep_spacing", config["timestep_spacing"], TIMESTEP_SPACINGS)
+        check_int("steps_offset", config["steps_offset"], low=0)
+        check_number("clip_sample_range", config["clip_sample_range"], low=0, low_open=True, finite=False)
+        if "thresholding" in config:  # dynamic thresholding: a bool, a quantile, a positive bound
+            check_bool("thresholding", config["thresholding"])
+            ratio = config["dynamic_thresholding_ratio"]
+            check_probability("dynamic_thresholding_ratio", ratio, hint="a quantile")
+            check_number("sample_max_value", config["sample_max_value"], low=0, low_open=True, finite=False)
         self.config = cfg = SimpleNamespace(**config)
         if config.get("trained_betas") is not None:
             # a schedule given value by value: beta_schedule, beta_start and beta_end are unused

@@ -21,8 +21,9 @@ from minildm.data import ShapesDataset
 from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
 from minildm.schedulers import DDPMScheduler
 from minildm.training import LossFn, TrainConfig
-from minildm.utils import BUDGETS, check_positive_int, check_probability, check_seed, get_device
+from minildm.utils import BUDGETS, get_device
 from minildm.vae import AutoencoderKL
+from minildm.validation import check_choice, check_positive_int, check_probability, check_seed
 
 #: The training presets: "cpu" (the shipped checkpoints' settings) and "gpu" (the full budget on a
 #: CUDA GPU: larger batches, fewer steps, at least as many images seen, the learning rate scaled by
@@ -48,20 +49,16 @@ def get_preset(preset: str | None = None, device: str | torch.device | None = No
     choice = preset if preset is not None else os.environ.get("MINILDM_PRESET") or None
     if choice is None:
         return "gpu" if get_device(device).type == "cuda" else "cpu"
-    if choice not in PRESETS:
-        raise ValueError(f"preset (MINILDM_PRESET) must be one of {PRESETS}, got {choice!r}")
-    return choice
+    return check_choice("preset (MINILDM_PRESET)", choice, PRESETS)
 
 
 def train_config(budgets: dict[str, TrainConfig], budget: str, seed: int, preset: str = "cpu") -> TrainConfig:
     """The training settings of ``budget`` ("quick" or "full") with the run's seed; the full budget
     on the "gpu" preset takes ``budgets["gpu"]`` (the quick budget is the same on both)."""
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    check_choice("budget", budget, BUDGETS)
+    check_choice("preset", preset, PRESETS)
     key = "gpu" if budget == "full" and preset == "gpu" else budget
-    return replace(budgets[key], seed=check_seed(seed))
+    return replace(budgets[key], seed=check_seed("seed", seed))
 
 
 class DeviceCache:
@@ -87,7 +84,7 @@ def data_config(
     """The data section of a task's config: ``defaults`` with the seed and, if given, the size and
     the share of two-object scenes (lesson 10's data lever; recorded, so a resume keeps it)."""
     size = defaults["size"] if data_size is None else check_positive_int("data_size", data_size)
-    config = dict(defaults, seed=check_seed(seed), size=size)
+    config = dict(defaults, seed=check_seed("seed", seed), size=size)
     if two_object_fraction is None:
         return config
     return dict(config, two_object_fraction=check_probability("two_object_fraction", two_object_fraction))

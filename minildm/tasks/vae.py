@@ -7,8 +7,8 @@ import torch
 
 from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, shapes_dataset, train_config
 from minildm.training import TrainConfig
-from minildm.utils import check_seed
 from minildm.vae import AutoencoderKL, VAEConfig, estimate_scale_factor, vae_loss
+from minildm.validation import check_seed
 
 #: Channels 16, 32, 64 at 32, 16 and 8 pixels: cheap at full resolution, where a CPU spends its time.
 VAE_CONFIG = VAEConfig(ch=16, ch_mult=(1, 2, 4), z_channels=4, num_res_blocks=1, image_size=32)
@@ -32,7 +32,7 @@ def vae_task(
     budget: str = "quick", seed: int = 0, data_size: int | None = None, preset: str | None = None
 ) -> Task:
     """``AutoencoderKL(VAE_CONFIG)`` with the MSE + KL loss; ``preset``: see :func:`get_preset`."""
-    preset, seed = get_preset(preset), check_seed(seed)  # NumPy integers too
+    preset, seed = get_preset(preset), check_seed("seed", seed)  # NumPy integers too
     data_cfg = data_config(VAE_DATA, seed, data_size)
     images = shapes_dataset(data_cfg).tensors()
     config = {

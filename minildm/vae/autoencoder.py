@@ -17,8 +17,14 @@ from torch import nn
 
 from minildm.config import ConfigMixin
 from minildm.nn.blocks import Downsample, Upsample
-from minildm.utils import check_positive_int, is_positive_int
 from minildm.vae.distributions import DiagonalGaussianDistribution
+from minildm.validation import (
+    check_bool,
+    check_choice,
+    check_int_tuple,
+    check_positive_int,
+    check_positive_number,
+)
 
 
 def _norm(norm_groups: int, channels: int, eps: float = 1e-6) -> nn.GroupNorm:
@@ -33,9 +39,8 @@ def compression_ratio(image_shape: tuple[int, ...], latent_shape: tuple[int, ...
     ``compression_ratio((3, 512, 512), (4, 64, 64)) == 48.0`` (Stable Diffusion);
     ``compression_ratio((3, 32, 32), (4, 8, 8)) == 12.0`` (our default VAE).
     """
-    for name, shape in (("image_shape", image_shape), ("latent_shape", latent_shape)):
-        if len(shape) == 0 or not all(is_positive_int(s) for s in shape):
-            raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {shape!r}")
+    check_int_tuple("image_shape", image_shape)
+    check_int_tuple("latent_shape", latent_shape)
     return math.prod(image_shape) / math.prod(latent_shape)
 
 
@@ -88,28 +93,13 @@ class VAEConfig(ConfigMixin):
             "norm_groups",
             "image_size",
         ):
-            value = getattr(self, name)
-            if not is_positive_int(value):
-                raise ValueError(f"VAEConfig.{name} must be a positive int, got {value!r}")
-        if not self.ch_mult or not all(is_positive_int(m) for m in self.ch_mult):
-            raise ValueError(
-                f"VAEConfig.ch_mult must be a non-empty tuple of positive ints, got {self.ch_mult!r}"
-            )
-        if not isinstance(self.attn_in_middle, bool):
-            raise ValueError(f"VAEConfig.attn_in_middle must be a bool, got {self.attn_in_middle!r}")
-        eps = self.norm_eps
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"VAEConfig.norm_eps must be a positive number, got {self.norm_eps!r}")
-        if self.downsample_padding not in (0, 1) or isinstance(self.downsample_padding, bool):
-            raise ValueError(
-                f"VAEConfig.downsample_padding must be 1 (pad every side) or 0 (SD: pad bottom and "
-                f"right only), got {self.downsample_padding!r}"
-            )
-        factor = self.scaling_factor
-        if factor is not None and (
-            isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < float("inf")
-        ):
-            raise ValueError(f"VAEConfig.scaling_factor must be None or a positive number, got {factor!r}")
+            check_positive_int(f"VAEConfig.{name}", getattr(self, name))
+        check_int_tuple("VAEConfig.ch_mult", self.ch_mult)
+        check_bool("VAEConfig.attn_in_middle", self.attn_in_middle)
+        check_positive_number("VAEConfig.norm_eps", self.norm_eps)
+        check_choice("VAEConfig.downsample_padding", self.downsample_padding, (1, 0),
+                     hint="1: pad every side, 0: SD's padding of the bottom and right only")
+        check_positive_number("VAEConfig.scaling_factor", self.scaling_factor, optional=True)
         bad = sorted(c for c in {self.ch} | {self.ch * m for m in self.ch_mult} if c % self.norm_groups)
         if bad:
             raise ValueError(
@@ -128,8 +118,7 @@ class VAEConfig(ConfigMixin):
         """
         if image_shape is None:
             image_shape = (self.in_channels, self.image_size, self.image_size)
-        if len(image_shape) != 3 or not all(is_positive_int(s) for s in image_shape):
-            raise ValueError(f"image_shape must be (C, H, W) with positive ints, got {image_shape!r}")
+        check_int_tuple("image_shape", image_shape, length=3, hint="C, H, W")
         _, h, w = image_shape
         f = self.downsample_factor
         if h % f or w % f:

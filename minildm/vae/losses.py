@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from minildm.utils import is_positive_int
 from minildm.vae.autoencoder import AutoencoderKL
 from minildm.vae.distributions import DiagonalGaussianDistribution
+from minildm.validation import check_number, check_positive_int
 
 
 def vae_loss(
@@ -46,8 +46,7 @@ def vae_loss(
         raise ValueError(
             f"reconstruction must have the shape of x {tuple(x.shape)}, got {tuple(reconstruction.shape)}"
         )
-    if kl_weight < 0:
-        raise ValueError(f"kl_weight must be >= 0, got {kl_weight!r}")
+    check_number("kl_weight", kl_weight, low=0)
     mse = F.mse_loss(reconstruction, x)  # mean over B * C * H * W numbers
     kl = posterior.kl().mean()  # sum over the latent, mean over the batch (nats per image)
     numel_per_sample = x[0].numel()  # C * H * W
@@ -82,8 +81,7 @@ def estimate_scale_factor(
     Returns:
         ``1 / std`` of all latent numbers, so that ``scale_factor * z`` has std 1.
     """
-    if not is_positive_int(batch_size):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[0] == 0:
         got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise ValueError(f"images must be a non-empty tensor [N, C, H, W], got {got}")
