@@ -32,11 +32,13 @@ steps and one network call per step (the guidance is in the weights: no uncondit
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from minildm.checkpoints import checkpoint_folder, config_value, load_pretrained
+from minildm.checkpoint_config import CheckpointConfig, Distillation, TextEncoderRef
+from minildm.checkpoints import checkpoint_folder, load_pretrained
 from minildm.diffusion import add_noise
 from minildm.guidance import CFGDenoiser
 from minildm.schedulers import LCMScheduler, SchedulerMixin
@@ -49,7 +51,7 @@ from minildm.tasks.common import (
     posterior_sampler,
     train_config,
 )
-from minildm.tasks.text2img import BACKBONES, TEXT2IMG_DATA, _load_text_encoder, encode_captions
+from minildm.tasks.text2img import TEXT2IMG_DATA, _load_text_encoder, encode_captions
 from minildm.training import TrainConfig
 from minildm.utils import check_positive_int
 
@@ -90,35 +92,34 @@ def lcm_task(
     _check_options(original_steps, consistency_loss)
     teacher_net, teacher_scheduler, teacher_cfg = load_pretrained("text2img", teacher, device="cpu")
     folder = checkpoint_folder("text2img", teacher)  # (the sections read below, checked first)
-    config_value(teacher_cfg, "vae.model", dict, folder)
-    config_value(teacher_cfg, "text_encoder", dict, folder)
-    if not set(BACKBONES) & set(teacher_cfg["model"]) or "distillation" in teacher_cfg:
+    typed = CheckpointConfig.from_dict(teacher_cfg, folder).require("vae", "text_encoder", folder=folder)
+    if typed.distillation is not None:
         raise ValueError("--teacher must be a text2img checkpoint (U-Net or DiT) trained by `train text2img` "
-                         f"(got one with model {sorted(teacher_cfg['model'])}"
-                         f"{', itself distilled' if 'distillation' in teacher_cfg else ''})")
+                         f"(got one with model {[typed.backbone]}, itself distilled)")
     timesteps = teacher_scheduler.config.num_train_timesteps
     if original_steps > timesteps:
         raise ValueError(f"--original-steps must be at most the teacher's {timesteps} training timesteps, "
                          f"got {original_steps}")
     data_cfg = data_config(teacher_cfg.get("data", TEXT2IMG_DATA), seed, data_size)
     data = latent_data(data_cfg, vae_path)
-    clip_skip = config_value(teacher_cfg, "text_encoder.clip_skip", int, folder, default=0)  # what it read
-    text_encoder, encoder_cfg = _load_text_encoder(text_encoder_path, clip_skip)
-    _check_parts(teacher_cfg, data.vae_section(), encoder_cfg)
+    # the layer the teacher read
+    text_encoder, encoder_ref = _load_text_encoder(text_encoder_path, typed.text_encoder.clip_skip)
+    _check_parts(typed, data.vae_section(), encoder_ref)
     contexts, caption_index = encode_captions(text_encoder, data.dataset.captions)
     uncond = text_encoder([""]).cpu()
     scheduler = LCMScheduler.from_config(dict(vars(teacher_scheduler.config),
                                               original_inference_steps=original_steps))
-    config = {key: teacher_cfg[key] for key in ("kind", "model", "scheduler", "vae", "text_encoder")}
-    # stored in half precision: the student ships beside its teacher, and fp16 rounding of the weights
-    # moves its samples far less than the judge can see (measured against the float32 EMA weights: the
-    # figures are in docs/results.md)
-    config.update(data=data_cfg, preset=preset, weights_dtype="float16", distillation={
-        "method": "lcm", "guidance_scale": LCM_GUIDANCE, "original_inference_steps": original_steps,
-        "timestep_scaling": scheduler.config.timestep_scaling, "loss": consistency_loss,
-        "steps": [n for n in LCM_STEPS if n <= original_steps],
-        "teacher": str(Path(teacher).resolve()) if teacher is not None else "data/checkpoints/text2img",
-    })
+    distillation = Distillation(
+        steps=tuple(n for n in LCM_STEPS if n <= original_steps), original_inference_steps=original_steps,
+        timestep_scaling=scheduler.config.timestep_scaling, guidance_scale=LCM_GUIDANCE, method="lcm",
+        loss=consistency_loss,
+        teacher=str(Path(teacher).resolve()) if teacher is not None else "data/checkpoints/text2img",
+    )
+    # the teacher's network, schedule, VAE and text encoder; stored in half precision: the student ships
+    # beside its teacher, and fp16 rounding of the weights moves its samples far less than the judge can
+    # see (measured against the float32 EMA weights: the figures are in docs/results.md)
+    config = replace(typed, distillation=distillation, weights_dtype="float16",
+                     extra={"data": data_cfg, "preset": preset}).to_dict()
     draw_z0 = posterior_sampler(data.mean, data.std, data.scale)
     contexts, caption_index = DeviceCache(contexts), DeviceCache(caption_index)
 
@@ -141,11 +142,11 @@ def _check_options(original_steps: int, consistency_loss: str) -> None:
                          f"got {consistency_loss!r}")
 
 
-def _check_parts(teacher_cfg: dict, vae_section: dict, encoder_cfg: dict) -> None:
+def _check_parts(teacher: CheckpointConfig, vae_section: dict, encoder: TextEncoderRef) -> None:
     """The VAE and the text encoder must be the ones the teacher was trained with."""
-    if vae_section["model"] != teacher_cfg["vae"]["model"]:
+    if vae_section["model"] != teacher.vae.model:
         raise ValueError("--vae is not the VAE the teacher was trained with")
-    if encoder_cfg.get("model") != teacher_cfg["text_encoder"].get("model"):
+    if encoder.model != teacher.text_encoder.model:
         raise ValueError("--text-encoder is not the text encoder the teacher was trained with")
 
 
