@@ -17,6 +17,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
     "import minildm.cli; minildm.cli.build_parser().format_help()",
     "from minildm.cli import main; main(['--help'])",
     "from minildm.cli import main; main(['train', '--help'])",
+    "from minildm.cli import main; main(['retrain', '--help'])",
+    "from minildm.cli import main; main(['classroom', '--help'])",
 ])
 def test_the_names_and_the_command_lines_help_load_no_torch(code):
     check = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n" + (
