@@ -2,7 +2,7 @@
 :mod:`minildm.commands`.
 
 minildm demo [-o outputs/demo.png]     the shapes world, the forward process, samples of lessons 03-07
-minildm train {toy2d,pixel_ddpm,vae,latent_ddpm,clip,text2img} [--budget quick|full] [--resume] ...
+minildm train {toy2d,pixel_ddpm,vae,latent_ddpm,clip,text2img,lcm} [--budget quick|full] [--resume] ...
 minildm generate "a large red circle in the top left" [more prompts] [-o FIGURE.png] [--save-dir DIR]
 minildm img2img IMAGE "PROMPT" [...] [--strength S] [--init I]  edit an image toward a prompt (lesson 08)
 minildm inpaint IMAGE MASK "PROMPT" [...]              repaint where MASK is white (lesson 08)
@@ -14,7 +14,7 @@ minildm retrain [--only KIND ...]      retrain every shipped checkpoint, compare
 minildm classroom {student,check-student,site,teaching}   the student notebooks, sites, teacher's guide
 
 Errors are one line (``minildm: error: ...``; exit 2 for bad usage, 1 otherwise); ``--debug``
-or ``MINILDM_DEBUG=1`` shows the Python traceback instead.
+or ``MINILDM_DEBUG=1`` shows the Python traceback instead (for ``retrain``: ``MINILDM_DEBUG=1``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # the names and defaults the library uses too, from their torch-free home: ``--help`` loads no model code
@@ -247,22 +247,27 @@ def run_program(name: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``minildm`` command; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in PROGRAMS:
-        return run_program(argv[0], argv[1:])
+    debug = os.environ.get("MINILDM_DEBUG", "") not in ("", "0")
+    if argv and argv[0] in PROGRAMS:  # (their own usage errors exit 2, as ours do)
+        return _one_line_errors(f"minildm {argv[0]}", debug, lambda: run_program(argv[0], argv[1:]))
     args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get("MINILDM_DEBUG", "") not in ("", "0")
+    return _one_line_errors("minildm", debug or args.debug, lambda: run(args) or 0)
+
+
+def _one_line_errors(prog: str, debug: bool, work: Callable[[], int]) -> int:
+    """``work()``'s exit status; an error or an interruption as one line on stderr (``PROG: error: ...``,
+    exit 1; ``PROG: interrupted``, exit 130), or raised with its traceback when ``debug``."""
     try:
-        run(args)
+        return work()
     except KeyboardInterrupt as err:
         if debug:
             raise
         how = f"; {err}" if str(err) else ""  # e.g. train's: how to continue the run
-        print(f"minildm: interrupted{how}", file=sys.stderr)
+        print(f"{prog}: interrupted{how}", file=sys.stderr)
         return 130
     except Exception as err:  # one line for the user; the traceback with --debug
         if debug:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"minildm: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
-    return 0

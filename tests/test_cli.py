@@ -3,10 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from minildm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_writes_its_picture(tmp_path, capsys):
@@ -55,7 +58,7 @@ def test_each_recipe_is_a_module_named_by_its_kind():
 
 def _minildm(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "minildm", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def test_retrain_and_classroom_are_commands_of_minildm():
@@ -73,16 +76,19 @@ def test_retrain_and_classroom_are_commands_of_minildm():
         assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith(error), bad.stderr
 
 
-def test_classroom_check_student_runs_from_minildm():
-    """The committed student notebooks are what ``student`` writes (as ``make test`` checks)."""
-    done = _minildm("classroom", "check-student")
-    assert done.returncode == 0, done.stderr
-    assert "student notebooks in student/ are up to date" in done.stdout
+def test_classroom_runs_from_minildm(tmp_path):
+    """``minildm classroom student`` writes a student notebook that ``check-student`` then finds current."""
+    lesson = sorted((ROOT / "notebooks").glob("0[0-9]_*.ipynb"))[0]
+    written = _minildm("classroom", "student", str(lesson), "--out", str(tmp_path))
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / lesson.name).is_file()
+    checked = _minildm("classroom", "check-student", str(lesson), "--out", str(tmp_path))
+    assert checked.returncode == 0 and "1 student notebooks" in checked.stdout, checked.stderr
 
 
-def test_evaluate_command_prints_the_report(capsys):
-    assert main(["evaluate", "--n", "1", "--seed", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "minildm evaluate: 1 prompts per kind, seed 3" in out
-    assert main(["evaluate", "--n", "0"]) == 1
-    assert "--n must be a positive int" in capsys.readouterr().err
+def test_a_retrain_error_is_one_line(tmp_path, capsys):
+    """Nothing retrained in --out-dir: the quality table names the missing checkpoint, in one line."""
+    argv = ["retrain", "--quality-only", "--only", "toy2d", "--n", "10", "--out-dir", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minildm retrain: error: no config.json in") and err.count("\n") == 1
