@@ -9,7 +9,7 @@ def gaussian_denoiser(scheduler, prediction):
     """The best possible (linear) network when the data is x0 ~ N(m, s^2 I): E[eps | x_t] or E[v | x_t]."""
     m, s = GAUSS_MEAN, GAUSS_STD
 
-    def model(x, t, context):
+    def model(x, t, context=None):
         abar = scheduler.alphas_cumprod[t].reshape(-1, 1)
         # x_t ~ N(sqrt(abar) m, (abar s^2 + 1 - abar) I), so
         # E[eps | x_t] = sqrt(1 - abar) (x_t - sqrt(abar) m) / (abar s^2 + 1 - abar)

@@ -239,17 +239,17 @@ API_CASES = [
      r"images is an empty batch, shape \(0, 3, 32, 32\): give at least one image"),
     # 3. images and masks of another size than the model's, refused at the pipeline's door
     ("img2img 64 x 64", lambda p: p("a red circle", torch.zeros(3, 64, 64), num_inference_steps=2,
-                                    progress=False), ValueError,
+                                    progress=False).images, ValueError,
      r"image is 64 x 64 \(W x H\); this model works at 32 x 32"),
-    ("img2img empty batch", lambda p: p("a red circle", torch.zeros(0, 3, 32, 32), progress=False),
+    ("img2img empty batch", lambda p: p("a red circle", torch.zeros(0, 3, 32, 32), progress=False).images,
      ValueError, r"image is an empty batch"),
-    ("img2img strength as a str", lambda p: p("a red circle", torch.zeros(3, 32, 32), strength="0.5"),
+    ("img2img strength as a str", lambda p: p("a red circle", torch.zeros(3, 32, 32), strength="0.5").images,
      ValueError, r"strength must be a number in \(0, 1\]"),
     # 2/7. one seed rule, NumPy integers included
-    ("img2img seed -1 (numpy)", lambda p: p("a red circle", torch.zeros(3, 32, 32), seed=np.int64(-1)),
+    ("img2img seed -1 (numpy)", lambda p: p("a red circle", torch.zeros(3, 32, 32), seed=np.int64(-1)).images,
      ValueError, r"seed must be an int in \[0, 2\*\*63 - 1\], got np\.int64\(-1\)"),
     ("img2img steps 0 (numpy)", lambda p: p("a red circle", torch.zeros(3, 32, 32),
-                                            num_inference_steps=np.int64(0)), ValueError,
+                                            num_inference_steps=np.int64(0)).images, ValueError,
      r"num_inference_steps must be a positive int, got np\.int64\(0\)"),
     ("render_caption seed -1", lambda p: render_caption("a red circle", seed=-1), ValueError,
      r"seed must be an int in \[0, 2\*\*63 - 1\], got -1"),
@@ -333,21 +333,22 @@ def test_numpy_integers_are_ints(img2img, inpaint):
     """``for seed in np.arange(...)`` gives NumPy integers: every pipeline takes them, exactly as ints."""
     text2img = TextToImagePipeline(img2img.unet, img2img.scheduler, img2img.vae, img2img.scale_factor,
                                    img2img.text_encoder, config=img2img.config)
-    expected = text2img("a red circle", num_inference_steps=2, seed=3, progress=False)
+    expected = text2img("a red circle", num_inference_steps=2, seed=3, progress=False).images
     for seed, steps in [(np.int64(3), np.int64(2)), (np.int32(3), np.uint8(2))]:
-        got = text2img("a red circle", num_inference_steps=steps, seed=seed, progress=False)
+        got = text2img("a red circle", num_inference_steps=steps, seed=seed, progress=False).images
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
     composed = text2img("a red circle to the left of a blue square", num_inference_steps=np.int64(2),
-                        seed=np.int64(1), phrase_guidance=np.int64(1), progress=False)
+                        seed=np.int64(1), phrase_guidance=np.int64(1), progress=False).images
     assert composed.shape == (1, 3, 32, 32)
     image = expected[0]
     edited = img2img("a blue circle", image, num_inference_steps=np.int64(2), seed=np.int64(3),
-                     progress=False)
-    assert torch.equal(edited, img2img("a blue circle", image, num_inference_steps=2, seed=3, progress=False))
+                     progress=False).images
+    again = img2img("a blue circle", image, num_inference_steps=2, seed=3, progress=False)
+    assert torch.equal(edited, again.images)
     mask = torch.zeros(32, 32)
     mask[:16] = 1
     painted = inpaint("a red circle", image, mask, num_inference_steps=np.int64(2), seed=np.int64(0),
-                      resample_steps=np.int64(1), progress=False)
+                      resample_steps=np.int64(1), progress=False).images
     assert painted.shape == (1, 3, 32, 32)
     latent = LatentDiffusionPipeline.from_pretrained(device="cpu")
     torch.testing.assert_close(latent(np.int64(1), np.int64(2), seed=np.int64(3), progress=False),

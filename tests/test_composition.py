@@ -94,8 +94,9 @@ def test_composable_guidance_is_the_sum_of_guided_terms():
     uncond, cond = torch.zeros(1, 3, 2), torch.full((2, 3, 2), 1.0)
     phrases = torch.stack([torch.full((2, 3, 2), 2.0), torch.full((2, 3, 2), 3.0)])  # [K=2, B, T, W]
     weights = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # prompt 0 has two phrases, prompt 1 none
-    guided = ComposableGuidance(Linear(), uncond, phrases, weights, guidance_scale=3.0, phrase_scale=0.5)
-    out = guided(x, t, cond)
+    guided = ComposableGuidance(Linear(), cond, uncond, phrases, weights, guidance_scale=3.0,
+                                phrase_scale=0.5)
+    out = guided(x, t)
     # prompt 0: x + 0 + 3 (1 - 0) + 0.5 ((2 - 0) + (3 - 0)); prompt 1: plain guidance, x + 3
     torch.testing.assert_close(out[0], x[0] + 3.0 + 2.5)
     torch.testing.assert_close(out[1], x[1] + 3.0)

@@ -84,7 +84,7 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
     assert "dit" in config["model"] and "unet" not in config["model"]
     pipe = TextToImagePipeline.from_pretrained(out)
     assert isinstance(pipe.unet, DiTModel)
-    images = pipe(["a red circle"], num_inference_steps=2, seed=0, progress=False)
+    images = pipe(["a red circle"], num_inference_steps=2, seed=0, progress=False).images
     assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
     # lesson 11's distillation takes a DiT teacher too: the student is a DiT that starts as the teacher
     from minildm.schedulers import LCMScheduler
@@ -100,7 +100,7 @@ def test_train_a_dit_and_sample_it_in_the_pipeline(tmp_path):
                  "--out", str(student)]) == 0
     fast = TextToImagePipeline.from_pretrained(student)
     assert isinstance(fast.unet, DiTModel) and isinstance(fast.scheduler, LCMScheduler)
-    assert torch.isfinite(fast(["a red circle"], seed=0, progress=False)).all()
+    assert torch.isfinite(fast(["a red circle"], seed=0, progress=False).images).all()
     # a checkpoint whose patch size does not divide the latent is refused, naming the problem
     config["model"]["dit"]["patch_size"] = 3
     (out / "config.json").write_text(json.dumps(config))
@@ -128,6 +128,6 @@ def test_the_shipped_dit_loads_and_draws_a_prompt():
     assert pipe.config["text_encoder"]["clip_skip"] == 2 and pipe.config["steps_trained"] == 24_000
     assert "resumed" not in pipe.config  # trained from scratch in one run
     prompts = ["a red circle", "a green triangle", "a blue square"]  # one object: 192 of 192 in evaluate
-    images = pipe(prompts, seed=0, progress=False)
+    images = pipe(prompts, seed=0, progress=False).images
     assert images.shape == (3, 3, 32, 32) and torch.isfinite(images).all()
     assert [judge(image, p).ok for image, p in zip(to_uint8(images), prompts)] == [True, True, True]

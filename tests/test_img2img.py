@@ -11,7 +11,7 @@ from minildm.cli import DEFAULT_STRENGTH as CLI_STRENGTH
 from minildm.cli import main
 from minildm.data import render_caption
 from minildm.pipelines import DEFAULT_STRENGTH, Img2ImgPipeline, InpaintPipeline
-from minildm.sampling import Sampler
+from minildm.sampling import CFGDenoiser, Sampler
 from minildm.schedulers import DDIMScheduler
 from minildm.utils import from_uint8
 
@@ -32,14 +32,15 @@ def _image(caption: str = "a large red circle in the top left", seed: int = 0) -
 
 def test_low_strength_keeps_the_image_and_a_seed_repeats(img2img):
     image = _image()
-    light = img2img("a red circle", image, strength=0.1, seed=1, progress=False)
+    light = img2img("a red circle", image, strength=0.1, seed=1, progress=False).images
     assert light.shape == (1, 3, 32, 32)
     assert (light - image).abs().mean() < 0.05  # two light steps: little more than the VAE round trip
-    strong = img2img("a blue circle", image, strength=1.0, seed=1, progress=False)
+    strong = img2img("a blue circle", image, strength=1.0, seed=1, progress=False).images
     assert (strong - image).abs().mean() > (light - image).abs().mean()
-    assert torch.equal(strong, img2img("a blue circle", image, strength=1.0, seed=1, progress=False))
+    assert torch.equal(strong, img2img("a blue circle", image, strength=1.0, seed=1, progress=False).images)
     # one image for several prompts, or one per prompt
-    assert img2img(["a red circle", "a green circle"], image, strength=0.5, progress=False).shape[0] == 2
+    two = img2img(["a red circle", "a green circle"], image, strength=0.5, progress=False)
+    assert two.images.shape[0] == 2
     assert CLI_STRENGTH == DEFAULT_STRENGTH
 
 
@@ -64,20 +65,21 @@ def test_the_inversion_start(img2img):
 
     image = _image("a small red square in the center", seed=2)
     prompt, steps = "a green square", 10
-    inverted = img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=1, progress=False)
+    inverted = img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=1, progress=False).images
     assert torch.equal(inverted, img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=7,
-                                         progress=False, init="inversion"))
+                                         progress=False, init="inversion").images)
     # the same thing by hand: Sampler.invert up to the start, then the guided loop from there
     z0 = img2img.encode_image(image)
     start = steps - int(steps * 0.8)
-    z_t = Sampler().invert(img2img.unet, z0, img2img.scheduler, steps, cond=img2img.encode_prompt([""]),
+    empty = img2img.encode_prompt([""])
+    z_t = Sampler().invert(CFGDenoiser(img2img.backbone, empty), z0, img2img.scheduler, steps,
                            progress=False, start_index=start)
-    z = Sampler().sample(img2img.unet, None, img2img.scheduler, steps, cond=img2img.encode_prompt([prompt]),
-                         uncond=img2img.encode_prompt([""]), guidance_scale=3.0, latents=z_t,
-                         start_index=start, progress=False)
+    guided = CFGDenoiser(img2img.backbone, img2img.encode_prompt([prompt]), empty, 3.0)
+    z = Sampler().sample(guided, None, img2img.scheduler, steps, latents=z_t, start_index=start,
+                         progress=False)
     torch.testing.assert_close(inverted, img2img.decode(z))
     noisy = [img2img(prompt, image, strength=0.8, num_inference_steps=steps, seed=seed, progress=False,
-                     init="noise") for seed in (1, 7)]
+                     init="noise").images for seed in (1, 7)]
     assert not torch.equal(noisy[0], noisy[1])
     with pytest.raises(ValueError, match="init must be one of 'inversion', 'noise', got 'ddim'"):
         img2img(prompt, image, init="ddim", progress=False)
@@ -87,7 +89,8 @@ def test_the_inversion_start(img2img):
         with pytest.raises(ValueError, match="'inversion' runs DDIM backwards and needs the DDIM sampler"):
             img2img(prompt, image, init="inversion", progress=False)
         # without init, another sampler starts from noise
-        assert img2img(prompt, image, num_inference_steps=steps, progress=False).shape == (1, 3, 32, 32)
+        out = img2img(prompt, image, num_inference_steps=steps, progress=False)
+        assert out.images.shape == (1, 3, 32, 32)
     finally:
         img2img.scheduler = saved
 
@@ -96,7 +99,7 @@ def test_inpainting_keeps_the_unmasked_region(inpaint):
     image = _image("a red circle to the left of a blue square", seed=3)
     mask = torch.zeros(32, 32)
     mask[:, 16:] = 1  # repaint the right half
-    out = inpaint("a red circle to the left of a green triangle", image, mask, seed=0, progress=False)
+    out = inpaint("a red circle to the left of a green triangle", image, mask, seed=0, progress=False).images
     keep = (1 - mask).bool().expand_as(out)
     outside = (out - image).abs()[keep].mean()
     inside = (out - image).abs()[~keep].mean()
@@ -110,12 +113,13 @@ def test_repaint_resampling_keeps_the_unmasked_region_and_needs_a_one_step_sched
     mask = torch.zeros(32, 32)
     mask[:, 16:] = 1
     prompt = "a red circle to the left of a green triangle"
-    once = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=1)
-    thrice = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=3)
+    kwargs = dict(seed=0, progress=False, num_inference_steps=8)
+    once = inpaint(prompt, image, mask, resample_steps=1, **kwargs).images
+    thrice = inpaint(prompt, image, mask, resample_steps=3, **kwargs).images
     keep = (1 - mask).bool().expand_as(thrice)
     assert (thrice - image).abs()[keep].mean() < 0.05
     assert not torch.allclose(once, thrice)  # the jumps back change the fill
-    by_default = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8)
+    by_default = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8).images
     assert torch.equal(by_default, thrice)  # DEFAULT_RESAMPLE = 3 with DDIM
     with pytest.raises(ValueError, match="resample_steps must be a positive int"):
         inpaint(prompt, image, mask, resample_steps=0, progress=False)
@@ -125,8 +129,8 @@ def test_repaint_resampling_keeps_the_unmasked_region_and_needs_a_one_step_sched
         with pytest.raises(ValueError, match="one-step scheduler"):
             inpaint(prompt, image, mask, resample_steps=2, progress=False)
         # by default a multistep solver inpaints without resampling, as resample_steps=1 does
-        plain = inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8, resample_steps=1)
-        assert torch.equal(inpaint(prompt, image, mask, seed=0, progress=False, num_inference_steps=8), plain)
+        plain = inpaint(prompt, image, mask, resample_steps=1, **kwargs).images
+        assert torch.equal(inpaint(prompt, image, mask, **kwargs).images, plain)
     finally:
         inpaint.scheduler = ddim
 
@@ -149,7 +153,7 @@ def test_sampler_start_index_and_step_callback():
     scheduler = DDIMScheduler(clip_sample=False)
     seen = []
 
-    def model(x, t, context):
+    def model(x, t, context=None):
         return 0.1 * x
 
     def record(i, t, x):

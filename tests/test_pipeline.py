@@ -8,7 +8,7 @@ import torch
 
 from minildm.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 from minildm.cli import main
-from minildm.pipelines import LatentDiffusionPipeline
+from minildm.pipelines import LatentDiffusionPipeline, PipelineOutput
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,12 @@ def test_latent_scheduler_does_not_clip(checkpoints):
 
 def test_pipeline_samples_images(checkpoints):
     pipe = LatentDiffusionPipeline.from_pretrained(checkpoints / "latent_ddpm", checkpoints / "vae")
-    images, latents = pipe(batch_size=2, num_inference_steps=3, seed=1, progress=False, return_latents=True)
+    out = pipe(batch_size=2, num_inference_steps=3, seed=1, progress=False)
+    assert isinstance(out, PipelineOutput)
+    images, latents = out.images, out.latents
     assert images.shape == (2, 3, 32, 32) and latents.shape == (2, 4, 8, 8)
     assert images.min() >= -1 and images.max() <= 1
-    again = pipe(batch_size=2, num_inference_steps=3, seed=1, progress=False)
+    again = pipe(batch_size=2, num_inference_steps=3, seed=1, progress=False).images
     assert torch.equal(images, again)  # same seed, same images
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert pipe.decode(pipe.encode(x)).shape == x.shape

@@ -7,6 +7,7 @@ import torch
 
 from minildm.data import parse_caption, render_caption
 from minildm.metrics import PROMPT_KINDS, prompt_fidelity, prompt_set, score
+from minildm.pipelines import PipelineOutput
 
 
 @pytest.mark.parametrize("kind", PROMPT_KINDS)
@@ -42,7 +43,7 @@ def test_prompt_fidelity_judges_a_pipeline():
             swap = {"red": "green", "green": "red"}
             prompts = [" ".join(swap.get(w, w) for w in p.split()) for p in prompts]
         images = np.stack([render_caption(p, seed=seed, allow_heldout=True) for p in prompts])
-        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return PipelineOutput(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1)
 
     results = prompt_fidelity(renderer, 10, kinds=("one", "two"), batch_size=4)
     assert set(results) == {"one", "two", "all"} and results["all"]["n"] == 20

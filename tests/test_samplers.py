@@ -4,7 +4,7 @@ import pytest
 import torch
 from denoisers import GAUSS_MEAN, GAUSS_STD, gaussian_denoiser
 
-from minildm.sampling import Sampler
+from minildm.sampling import CFGDenoiser, Sampler, timestep_batch
 from minildm.schedulers import DDPMScheduler, SchedulerOutput
 
 diffusers = pytest.importorskip("diffusers")
@@ -190,7 +190,7 @@ class RecordingModel:
     def __init__(self):
         self.batches = []
 
-    def __call__(self, x, t, context):
+    def __call__(self, x, t, context=None):
         self.batches.append(x.shape[0])
         assert t.shape == (x.shape[0],)
         shift = 0.0 if context is None else context.reshape(context.shape[0], *([1] * (x.ndim - 1)))
@@ -198,25 +198,25 @@ class RecordingModel:
 
 
 def test_classifier_free_guidance():
-    sampler, model = Sampler(), RecordingModel()
-    x = torch.randn(3, 2, 4)
+    model = RecordingModel()
+    x, t = torch.randn(3, 2, 4), timestep_batch(10, torch.zeros(3))
     cond, uncond = torch.full((3,), 2.0), torch.full((3,), 0.5)
-    out = sampler.get_model_output(model, x, 10, cond, uncond, guidance_scale=7.5)
+    out = CFGDenoiser(model, cond, uncond, 7.5)(x, t)
     assert model.batches == [6]  # one doubled batch
     eps_c, eps_u = 0.1 * x + 2.0, 0.1 * x + 0.5
     torch.testing.assert_close(out, eps_u + 7.5 * (eps_c - eps_u))
     # scale 1 or no uncond: a single conditional pass
-    torch.testing.assert_close(sampler.get_model_output(model, x, 10, cond, uncond, 1.0), eps_c)
-    torch.testing.assert_close(sampler.get_model_output(model, x, 10, cond, None, 7.5), eps_c)
+    torch.testing.assert_close(CFGDenoiser(model, cond, uncond, 1.0)(x, t), eps_c)
+    torch.testing.assert_close(CFGDenoiser(model, cond, None, 7.5)(x, t), eps_c)
     assert model.batches == [6, 3, 3]
     # an uncond of batch 1 (the empty prompt) is broadcast
-    one = sampler.get_model_output(model, x, 10, cond, uncond[:1], guidance_scale=3.0)
+    one = CFGDenoiser(model, cond, uncond[:1], 3.0)(x, t)
     torch.testing.assert_close(one, eps_u + 3.0 * (eps_c - eps_u))
 
 
 def test_sample_matches_a_diffusers_loop():
     scheduler_kwargs = dict(SCHEDULES["cosine"], prediction_type="v_prediction", timestep_spacing="trailing")
-    model = lambda x, t, context: fake_model_output(x, t[0])
+    model = lambda x, t, context=None: fake_model_output(x, t[0])
     ours = Sampler().sample(
         model,
         (2, 3, 4, 4),
@@ -296,11 +296,11 @@ def test_bad_input():
     with pytest.raises(ValueError, match="steps_offset"):
         DDPMScheduler(steps_offset=1).set_timesteps(1000)
     with pytest.raises(ValueError, match=r"guidance_scale must be >= 1.*0\.5"):
-        Sampler().get_model_output(RecordingModel(), x, 1, x, x, guidance_scale=0.5)
-    with pytest.raises(ValueError, match="guidance_scale"):
+        CFGDenoiser(RecordingModel(), x, x, 0.5)
+    with pytest.raises(ValueError, match="takes no 'guidance_scale'"):  # guidance lives in the denoiser
         Sampler().sample(RecordingModel(), (2, 3), DDPMScheduler(), 10, guidance_scale=0.5, progress=False)
     with pytest.raises(ValueError, match="cond must be given"):
-        Sampler().get_model_output(RecordingModel(), x, 1, None, x, guidance_scale=2.0)
+        CFGDenoiser(RecordingModel(), None, x, 2.0)
 
 
 def test_sample_can_start_from_given_latents():

@@ -74,10 +74,10 @@ def test_generate_writes_the_asked_size_and_equals_the_pipeline(sd, tmp_path):
     wide = _run([*args, "--height", "64", "--width", "96", "--guidance", "5"], tmp_path / "b")
     assert wide.shape == (64, 96, 3)
     pipe = TextToImagePipeline.from_pretrained(sd, device="cpu")
-    ours = pipe(["a red cat"], 2, 7.5, seed=4, progress=False)  # SD's guidance, the CLI's default
+    ours = pipe(["a red cat"], 2, 7.5, seed=4, progress=False).images  # SD's guidance, the CLI's default
     assert np.array_equal(square, to_uint8(ours)[0])
     assert np.array_equal(wide, to_uint8(pipe(["a red cat"], 2, 5.0, seed=4, progress=False, height=64,
-                                              width=96))[0])
+                                              width=96).images)[0])
 
 
 def test_sd_defaults_come_from_the_checkpoint(sd):
@@ -99,13 +99,13 @@ def test_img2img_and_inpaint_equal_their_pipelines(sd, pictures, tmp_path):
                   tmp_path / "i")
     image = from_uint8(np.array(Image.open(pictures["image"]))).unsqueeze(0)
     pipe = Img2ImgPipeline.from_pretrained(sd, device="cpu")
-    expected = pipe(["a red cat"], image, 0.7, 3, 7.5, seed=2, progress=False)
+    expected = pipe(["a red cat"], image, 0.7, 3, 7.5, seed=2, progress=False).images
     assert edited.shape == (64, 64, 3) and np.array_equal(edited, to_uint8(expected)[0])
     repainted = _run(["inpaint", str(pictures["image"]), str(pictures["mask"]), "an apple", *common],
                      tmp_path / "p")
     mask = torch.from_numpy(np.array(Image.open(pictures["mask"])) / 255.0).float()
     pipe = InpaintPipeline.from_pretrained(sd, device="cpu")
-    expected = pipe(["an apple"], image, mask, 3, 7.5, seed=2, progress=False)
+    expected = pipe(["an apple"], image, mask, 3, 7.5, seed=2, progress=False).images
     assert repainted.shape == (64, 64, 3) and np.array_equal(repainted, to_uint8(expected)[0])
 
 
@@ -151,9 +151,9 @@ def test_half_precision_unet_stays_close_to_float32(sd):
     from minildm.stable_diffusion.precision import HalfPrecisionUNet
 
     pipe = TextToImagePipeline.from_pretrained(sd, device="cpu")
-    full = pipe(["a red cat"], 2, 7.5, seed=0, progress=False)
+    full = pipe(["a red cat"], 2, 7.5, seed=0, progress=False).images
     pipe.unet = HalfPrecisionUNet(pipe.unet)
-    half = pipe(["a red cat"], 2, 7.5, seed=0, progress=False)
+    half = pipe(["a red cat"], 2, 7.5, seed=0, progress=False).images
     assert half.dtype == torch.float32 and next(pipe.unet.parameters()).dtype == torch.float16
     assert (half - full).abs().max().item() < 0.05
 

@@ -153,7 +153,7 @@ def test_pipeline_samples_with_every_solver(name):
 
     pipe = TextToImagePipeline.from_pretrained()
     pipe.scheduler = SCHEDULERS[name].from_config(pipe.scheduler.config)
-    images = pipe(["a red circle"], num_inference_steps=4, seed=0, progress=False)
+    images = pipe(["a red circle"], num_inference_steps=4, seed=0, progress=False).images
     assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
 
 
@@ -173,7 +173,7 @@ def test_img2img_with_euler_and_dpm():
             num_inference_steps=10,
             seed=0,
             progress=False,
-        )
+        ).images
         assert torch.isfinite(out).all()
 
 

@@ -216,7 +216,7 @@ def test_text_to_image_equals_stable_diffusion_pipeline(sd_folder, sampler):
             config["timestep_spacing"] = "linspace"
         theirs = theirs.from_config(config)
         pipe.scheduler = SCHEDULERS[sampler].from_config({**vars(pipe.scheduler.config), **config})
-    ours = pipe(PROMPTS, 4, 7.5, seed=3, progress=False)
+    ours = pipe(PROMPTS, 4, 7.5, seed=3, progress=False).images
     assert ours.shape == (2, 3, 64, 64)
     assert _max_diff(ours, _diffusers_images(ref, PROMPTS, 4, 3, theirs)) <= 1e-4
 
@@ -234,7 +234,7 @@ def test_img2img_equals_stable_diffusion_img2img_pipeline(sd_folder):
         seed=5,
         progress=False,
         init="noise",
-    )
+    ).images
     # diffusers draws z from q(z | x), ours takes its mean: hand diffusers that latent (it takes latents
     # for an image); then both draw the same noise from the same seed and noise it to the same timestep
     latent = pipe.encode_image(image)
@@ -318,7 +318,7 @@ def test_our_model_saved_in_diffusers_layout_draws_the_same_in_diffusers_and_bac
     pipe = _our_model(tmp_path)
     prompts = ["a red circle", "a blue square"]
     # 4 steps: with "trailing" spacing diffusers' DDIM steps by T // n, the same as ours when n divides T
-    ours = pipe(prompts, 4, 7.5, seed=1, progress=False)
+    ours = pipe(prompts, 4, 7.5, seed=1, progress=False).images
     save_pretrained(pipe, tmp_path / "exported")
     assert (
         json.loads((tmp_path / "exported" / "model_index.json").read_text())["tokenizer"][1]
@@ -332,7 +332,7 @@ def test_our_model_saved_in_diffusers_layout_draws_the_same_in_diffusers_and_bac
     theirs = ref(prompts, num_inference_steps=4, guidance_scale=7.5, latents=latents, output_type="pt").images
     assert _max_diff(ours, theirs * 2 - 1) <= 1e-4
     back = TextToImagePipeline.from_pretrained(tmp_path / "exported", device="cpu")
-    assert _max_diff(back(prompts, 4, 7.5, seed=1, progress=False), ours) <= 1e-5
+    assert _max_diff(back(prompts, 4, 7.5, seed=1, progress=False).images, ours) <= 1e-5
     with pytest.raises(FileExistsError, match="overwrite"):
         save_pretrained(pipe, tmp_path / "exported")
 
@@ -475,8 +475,8 @@ def test_single_file_checkpoint_with_compvis_names(sd_folder, tmp_path):
     from_folder = TextToImagePipeline.from_pretrained(folder)
     assert (
         _max_diff(
-            single(PROMPTS, 2, 7.5, seed=0, progress=False),
-            from_folder(PROMPTS, 2, 7.5, seed=0, progress=False),
+            single(PROMPTS, 2, 7.5, seed=0, progress=False).images,
+            from_folder(PROMPTS, 2, 7.5, seed=0, progress=False).images,
         )
         == 0.0
     )

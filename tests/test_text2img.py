@@ -91,32 +91,32 @@ def test_clip_skip_bad_input(trained, tmp_path, capsys):
 
 def test_pipeline_generates_deterministically(pipe):
     prompts = ["a large red circle in the top left", "a blue square to the left of a green circle"]
-    images = pipe(prompts, num_inference_steps=3, guidance_scale=3.0, seed=1, progress=False)
+    images = pipe(prompts, num_inference_steps=3, guidance_scale=3.0, seed=1, progress=False).images
     assert images.shape == (2, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
-    assert torch.equal(images, pipe(prompts, 3, 3.0, seed=1, progress=False))
-    assert not torch.equal(images, pipe(prompts, 3, 1.0, seed=1, progress=False))  # guidance acts
+    assert torch.equal(images, pipe(prompts, 3, 3.0, seed=1, progress=False).images)
+    assert not torch.equal(images, pipe(prompts, 3, 1.0, seed=1, progress=False).images)  # guidance acts
     # the empty prompt is the unconditional model, on purpose; a str is one prompt
-    assert pipe("", 2, seed=0, progress=False).shape == (1, 3, 32, 32)
+    assert pipe("", 2, seed=0, progress=False).images.shape == (1, 3, 32, 32)
 
 
 def test_pipeline_scheduler_slot(pipe):
     prompts = ["a small green triangle"]
     assert isinstance(pipe.scheduler, DDIMScheduler)  # DDIM is the default
-    ddim = pipe(prompts, 4, 2.0, seed=3, progress=False)
+    ddim = pipe(prompts, 4, 2.0, seed=3, progress=False).images
     assert ddim.shape == (1, 3, 32, 32)
     # eta = 0: deterministic given the seed, and a different process from DDPM
-    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
+    assert torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False).images)
     # eta > 0 adds fresh noise at every step (drawn from the same seeded generator)
-    noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0)
+    noisy = pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0).images
     assert not torch.equal(ddim, noisy)
-    assert torch.equal(noisy, pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0))
+    assert torch.equal(noisy, pipe(prompts, 4, 2.0, seed=3, progress=False, eta=1.0).images)
     # the slot is swapped diffusers-style, keeping the checkpoint's schedule
     ddim_scheduler = pipe.scheduler
     pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     try:
         assert pipe.scheduler.alphas_cumprod.equal(ddim_scheduler.alphas_cumprod)
         assert pipe.scheduler.config.prediction_type == "v_prediction"
-        assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False))
+        assert not torch.equal(ddim, pipe(prompts, 4, 2.0, seed=3, progress=False).images)
         with pytest.raises(ValueError, match="DDPMScheduler.step takes no 'eta'"):
             pipe(["a red circle"], 2, eta=0.5, progress=False)
     finally:
@@ -151,7 +151,7 @@ def test_pipeline_bad_input(pipe):
     try:
         with pytest.raises(ValueError, match="has 21 words; at most 14 fit"):
             pipe([too_long], 2, progress=False)
-        assert pipe(["circle red a"], 2, progress=False).shape == (1, 3, 32, 32)
+        assert pipe(["circle red a"], 2, progress=False).images.shape == (1, 3, 32, 32)
     finally:
         pipe.strict = True
     outside = [("circle red a square blue", "expected the article"), ("the the the", "expected the article"),
@@ -229,7 +229,7 @@ def test_a_transformers_clip_folder_as_text_encoder(tmp_path):
     config = json.loads((tmp_path / "t2i" / "config.json").read_text())
     assert config["text_encoder"]["kind"] == "transformers" and config["model"]["unet"]["context_dim"] == 32
     pipe = TextToImagePipeline.from_pretrained(tmp_path / "t2i")  # finds the CLIP folder it recorded
-    assert pipe(["a red circle"], 2, progress=False).shape == (1, 3, 32, 32)
+    assert pipe(["a red circle"], 2, progress=False).images.shape == (1, 3, 32, 32)
 
 
 def test_text_encoder_width_must_match_the_unet(pipe, tmp_path):
