@@ -39,6 +39,7 @@ def runs(tmp_path_factory):
     return tmp, one, two
 
 
+@pytest.mark.slow  # torchrun child processes that train
 def test_two_processes_take_the_steps_of_one(runs):
     tmp, one, two = runs
     for name in ("one_out/model.safetensors", "one/training_state.safetensors"):
@@ -57,6 +58,7 @@ def test_two_processes_take_the_steps_of_one(runs):
     assert "2 processes" in two.stdout and two.stdout.count("training text2img") == 1  # rank 0 prints
 
 
+@pytest.mark.slow  # torchrun child processes that train
 def test_resume_on_another_world_size_is_refused(runs):
     tmp, _, _ = runs
     args = ["--steps", "6", "--batch-size", "8", "--run-dir", "two", "--out", "x", "--resume"]
@@ -66,6 +68,7 @@ def test_resume_on_another_world_size_is_refused(runs):
     assert not (tmp / "x").exists() or not any((tmp / "x").iterdir())
 
 
+@pytest.mark.slow  # torchrun child processes that train
 def test_a_batch_that_does_not_divide_is_refused(runs):
     tmp, _, _ = runs
     result = _run([*TRAIN, "--batch-size", "7", "--run-dir", "odd", "--out", "odd_out"], tmp, nproc=2)

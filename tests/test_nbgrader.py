@@ -23,6 +23,8 @@ pytest.importorskip("nbgrader", reason="nbgrader is not installed: pip install -
                     "(or pip install nbgrader)")
 from nbgrader.api import Gradebook  # noqa: E402
 
+pytestmark = pytest.mark.slow  # nbgrader's commands in child processes, lesson 01 executed
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "01_forward_diffusion"
 WRONG_ID = "01-ex-1-solution"  # my_q_sample(x0, t, noise, alphas_cumprod)

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("nbclient", reason="the bench executes notebooks with nbclient (Jupyter's)")
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+pytestmark = pytest.mark.slow  # each test starts a Jupyter kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -122,6 +122,7 @@ def test_external_resources_finds_cdn_sources():
     assert external_resources(page) == ["https://cdn.example/require.js", "//fonts.x/a.css", "https://fonts.y/b.css"]
 
 
+@pytest.mark.slow  # headless Chromium
 def test_math_typeset_and_images_loaded_offline(tiny_site, chromium, tmp_path):
     for page in sorted(tiny_site.glob("*.html")):
         png = tmp_path / f"{page.stem}.png"
@@ -139,6 +140,7 @@ def test_math_typeset_and_images_loaded_offline(tiny_site, chromium, tmp_path):
     assert not list(tiny_site.glob("_check_*")), "the checking copies are removed"
 
 
+@pytest.mark.slow  # headless Chromium
 def test_cli_site_and_its_check(tmp_path, chromium, capsys, monkeypatch):
     lesson = tiny_lesson(tmp_path / "05_tiny.ipynb", 5, (30, 200, 30))
     out = tmp_path / "site"
@@ -320,6 +322,7 @@ def lesson_site(snapshot) -> Path:
     return out
 
 
+@pytest.mark.slow  # builds the sites of the real lessons
 def test_no_student_page_holds_a_solution(snapshot, student_site, lesson_site):
     solutions = solution_lines(lesson_notebooks(snapshot / "notebooks"))
     assert all(solutions.values()), f"a lesson's solutions were not found: {solutions}"
@@ -338,6 +341,7 @@ def test_no_student_page_holds_a_solution(snapshot, student_site, lesson_site):
     assert not (student_site / "teaching.html").exists()
 
 
+@pytest.mark.slow  # builds the sites of the real lessons
 def test_exercises_marked_and_answers_folded(snapshot, student_site):
     for path in lesson_notebooks(snapshot / "student"):
         cells = nbformat.read(str(path), as_version=4).cells
@@ -352,6 +356,7 @@ LINK = re.compile(r"""<(?:a|link|img|script|source)\b[^>]*?\b(?:href|src)\s*=\s*
                   re.IGNORECASE)
 
 
+@pytest.mark.slow  # builds the sites of the real lessons
 @pytest.mark.parametrize("which", ["student_site", "lesson_site"])
 def test_links_resolve_and_every_lesson_has_prev_next_and_contents(which, request, snapshot):
     site = request.getfixturevalue(which)
@@ -382,6 +387,7 @@ def test_links_resolve_and_every_lesson_has_prev_next_and_contents(which, reques
         assert sections and all(f'href="#{anchor}"' in nav for anchor in sections), page.name
 
 
+@pytest.mark.slow  # builds the sites of the real lessons
 def test_builds_are_byte_identical(snapshot, student_site, tmp_path):
     again = tmp_path / "again"
     build_site(lesson_notebooks(snapshot / "student"), again, student=True,
@@ -398,6 +404,7 @@ def test_builds_are_byte_identical(snapshot, student_site, tmp_path):
     assert pages[0] == pages[1] and "teaching.html" in pages[0]
 
 
+@pytest.mark.slow  # builds the sites of the real lessons
 def test_lesson_site_is_complete_and_offline(snapshot, lesson_site, student_site):
     notebooks = lesson_notebooks(snapshot / "notebooks")
     for site in (lesson_site, student_site):
@@ -416,12 +423,14 @@ def test_lesson_site_is_complete_and_offline(snapshot, lesson_site, student_site
         assert "data:image/png;base64," in student_page, f"{path.name}: no figure on the student page"
 
 
+@pytest.mark.slow  # builds the sites of the real lessons, opened in headless Chromium
 def test_lesson_site_renders_in_chromium(lesson_site, chromium, tmp_path):
     lines = check_site(lesson_site, tmp_path / "screenshots")  # RuntimeError names a page that fails
     assert len(lines) == len(list(lesson_site.glob("*.html")))
     assert len(list((tmp_path / "screenshots").glob("*.png"))) == len(lines)
 
 
+@pytest.mark.slow  # builds the sites of the real lessons, opened in headless Chromium
 def test_student_site_renders_and_shows_no_solution_in_chromium(snapshot, student_site, chromium):
     from concurrent.futures import ThreadPoolExecutor
 
