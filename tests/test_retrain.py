@@ -9,6 +9,8 @@ import pytest
 from minildm.names import CHECKPOINTS
 from minildm.retrain import ORDER, _launch_order, main, train_argv
 
+pytestmark = pytest.mark.slow  # training commands run in child processes
+
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 

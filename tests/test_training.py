@@ -13,6 +13,8 @@ from minildm.nn import UNetConfig, UNetModel
 from minildm.tasks import toy2d_task
 from minildm.training import EMA, TrainConfig, TrainingDivergedError, lr_at, train
 
+pytestmark = pytest.mark.slow  # real training loops, checkpoints written and resumed
+
 
 def _toy(steps=20):
     task = toy2d_task("quick", seed=3)
