@@ -20,6 +20,8 @@ import pytest
 
 from minildm.classroom.exercises import nbgrader
 
+pytestmark = pytest.mark.slow  # runs each lesson's notebook cells, up to its exercises
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
