@@ -15,6 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from minildm.names import KIND_BACKBONES
 from minildm.validation import is_real_number
 
 CONFIG_NAME = "config.json"
@@ -125,19 +126,6 @@ def check_scale_factor(config: dict, key: str, folder: str | Path) -> float:
 
 # ------------------------------------------------------------------ the typed view of a config.json
 
-#: The backbones a checkpoint of each kind may hold: the one section of its ``"model"`` entry names it
-#: (``{"model": {"dit": {...}}}`` is lesson 11's transformer). The networks themselves are built by
-#: :func:`minildm.backbones.build_backbone`.
-KIND_BACKBONES: dict[str, tuple[str, ...]] = {
-    "toy2d": ("mlp",),
-    "pixel_ddpm": ("unet",),
-    "vae": ("vae",),
-    "latent_ddpm": ("unet",),
-    "clip": ("clip",),
-    "text2img": ("unet", "dit"),
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class VAERef:
     """What a latent model records of the VAE it was trained on (the pipeline refuses another)."""
@@ -217,6 +205,8 @@ class CheckpointConfig:
             raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KIND_BACKBONES)}")
         model = config_value(config, "model", dict, folder)
         sections = [name for name in model if name in KIND_BACKBONES[kind]]
+        if not model:  # (names the section the kind expects first: "has no 'model.vae' section")
+            config_value(config, f"model.{KIND_BACKBONES[kind][0]}", dict, folder)
         if len(sections) != 1 or len(model) != 1:
             raise ValueError(f"{_where(folder)}: 'model' must hold one section, one of "
                              f"{list(KIND_BACKBONES[kind])} for a {kind!r} model, got {sorted(model)}")

@@ -30,19 +30,19 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
+from minildm.backbones import get_backbone
 from minildm.checkpoint_config import (
     CONFIG_NAME,
+    CheckpointConfig,
     check_scale_factor,
     config_section,
     config_value,
 )
-from minildm.nn import DiTConfig, DiTModel, UNetConfig, UNetModel
-from minildm.nn.mlp import MLPConfig, MLPDenoiser
 from minildm.names import CHECKPOINTS, MODEL_KINDS
 from minildm.schedulers import DDPMScheduler
-from minildm.text import MiniCLIPConfig, TextEncoder, build_clip, load_tokenizer
+from minildm.text import MiniCLIPConfig, TextEncoder, load_tokenizer
 from minildm.utils import atomic_write, get_device
-from minildm.vae import AutoencoderKL, VAEConfig
+from minildm.vae import AutoencoderKL
 
 WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "training_state.safetensors"
@@ -265,23 +265,21 @@ def checkpoint_dir() -> Path:
 
 
 def build_model(config: dict, folder: str | Path | None = None) -> torch.nn.Module:
-    """The (untrained) model a checkpoint config describes (``folder``: where it was read, for errors)."""
-    kind = config.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {list(KINDS)}")
-    model = config_value(config, "model", dict, folder)
-    sections = {"toy2d": ("mlp", MLPConfig), "vae": ("vae", VAEConfig), "clip": ("clip", MiniCLIPConfig)}
-    # (text2img: lesson 11's transformer backbone, or the U-Net of lessons 06-09)
-    unet_or_dit = ("dit", DiTConfig) if kind == "text2img" and "dit" in model else ("unet", UNetConfig)
-    section, cls = sections.get(kind, unet_or_dit)
-    net_config = cls.from_dict(config_section(config, f"model.{section}", cls, folder))
-    if kind == "toy2d":
-        return MLPDenoiser(net_config)
-    if kind == "vae":
-        return AutoencoderKL(net_config)
-    if kind == "clip":
-        return build_clip(net_config, load_tokenizer())
-    return DiTModel(net_config) if section == "dit" else UNetModel(net_config)
+    """The (untrained) model a checkpoint config describes (``folder``: where it was read, for errors):
+    the backbone its ``"model"`` section names, built through :mod:`minildm.backbones`."""
+    name = read_checkpoint_config(config, folder).backbone
+    backbone = get_backbone(name)
+    section = config_section(config, f"model.{name}", backbone.config_class, folder)  # each entry typed
+    return backbone.build(backbone.config_class.from_dict(section))
+
+
+def read_checkpoint_config(config: dict | str | Path, folder: str | Path | None = None) -> CheckpointConfig:
+    """The typed view (:class:`~minildm.checkpoint_config.CheckpointConfig`) of a checkpoint config:
+    ``config`` is the dict (read from ``folder``) or the checkpoint folder itself."""
+    if not isinstance(config, dict):
+        folder = config
+        config = read_config(folder)
+    return CheckpointConfig.from_dict(config, folder)
 
 
 def scheduler_from_config(config: dict, folder: str | Path | None = None) -> DDPMScheduler:

@@ -32,6 +32,7 @@ from minildm.names import (
     BACKBONES,
     BUDGETS,
     CONSISTENCY_LOSSES,
+    DEFAULT_RESAMPLE,
     DEFAULT_STRENGTH,
     DTYPES,
     IMG2IMG_INITS,
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompts", nargs="+", help="the whole picture wanted")
     p.add_argument("--resample", type=int, default=None,
                    help="RePaint: take each step N times, noising back in between (N x the time; "
-                        "default 3 with DDIM and DDPM, 1 with other samplers)")
+                        f"default {DEFAULT_RESAMPLE} with DDIM and DDPM, 1 with other samplers)")
     p = add("evaluate", "measure the text-to-image model: fidelity, CLIP score, Frechet distance", common)
     p.add_argument("--n", type=int, default=64, help="prompts per kind (default 64)")
     p.add_argument("--phrase-guidance", type=float, default=0.0,

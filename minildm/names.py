@@ -50,6 +50,8 @@ DTYPES: tuple[str, ...] = ("float32", "float16")
 #: img2img's strength, chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): it recolours an
 #: object reliably while its position and size survive.
 DEFAULT_STRENGTH = 0.8
+#: RePaint's resampling: each inpainting step is redone this many times (``--resample``).
+DEFAULT_RESAMPLE = 3
 #: How img2img makes its starting latent (:mod:`minildm.pipelines.img2img`); lesson 08 compares the two.
 IMG2IMG_INITS: tuple[str, ...] = ("inversion", "noise")
 
@@ -106,5 +108,11 @@ _RECORDS = (
 #: Every shipped checkpoint by its folder, in dependency order: each after those it is trained on.
 CHECKPOINTS: dict[str, Checkpoint] = {record.folder: record for record in _RECORDS}
 
-#: The models a checkpoint config may hold (its ``"kind"``), in lesson order.
-MODEL_KINDS: tuple[str, ...] = tuple(k for k in TRAIN_KINDS if any(r.kind == k for r in _RECORDS))
+#: The models a checkpoint config may hold (its ``"kind"``), in lesson order, each with the backbones it may
+#: be built on: the one section of its config's ``"model"`` entry names it (:mod:`minildm.backbones`).
+KIND_BACKBONES: dict[str, tuple[str, ...]] = {
+    "toy2d": ("mlp",), "pixel_ddpm": ("unet",), "vae": ("vae",), "latent_ddpm": ("unet",), "clip": ("clip",),
+    "text2img": BACKBONES,
+}
+MODEL_KINDS: tuple[str, ...] = tuple(KIND_BACKBONES)
+assert {r.kind for r in _RECORDS} <= set(MODEL_KINDS), "a shipped checkpoint of an unknown kind"

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 # The generic checks live in minildm.validation; these names stay importable from here.
+from minildm import names
 from minildm.validation import (  # noqa: F401
     MAX_SEED,
     check_choice,
@@ -25,7 +26,7 @@ from minildm.validation import (  # noqa: F401
 )
 from minildm.validation import check_seed as _check_seed
 
-BUDGETS = ("quick", "full")
+BUDGETS = names.BUDGETS  # ("quick", "full")
 
 
 def check_seed(seed: object, name: str = "seed") -> int:

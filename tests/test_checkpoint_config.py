@@ -5,8 +5,9 @@ import json
 import pytest
 
 from minildm.backbones import BACKBONES, build_backbone, get_backbone, register_backbone
-from minildm.checkpoint_config import KIND_BACKBONES, CheckpointConfig, Distillation, TextEncoderRef
+from minildm.checkpoint_config import CheckpointConfig, Distillation, TextEncoderRef
 from minildm.checkpoints import build_model, checkpoint_dir, read_checkpoint_config
+from minildm.names import KIND_BACKBONES
 from minildm.nn import DiTConfig, DiTModel, UNetModel
 
 SHIPPED = sorted(p.parent.name for p in checkpoint_dir().glob("*/config.json"))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from minildm import names
 from minildm.imageio import mask_tensor
 from minildm.pipelines.img2img import batch_images
 from minildm.pipelines.latent_diffusion import PipelineOutput
@@ -41,7 +42,7 @@ from minildm.utils import check_positive_int
 from minildm.utils import progress as progress_bar
 
 #: RePaint's resamplings per step when the scheduler allows them (see the module docstring)
-DEFAULT_RESAMPLE = 3
+DEFAULT_RESAMPLE = names.DEFAULT_RESAMPLE  # 3
 
 
 class InpaintPipeline(TextToImagePipeline):

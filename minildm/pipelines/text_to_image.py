@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from minildm import names
 from minildm.checkpoint_config import CheckpointConfig, Distillation, read_distillation
 from minildm.checkpoints import checkpoint_folder, load_pretrained, load_text_encoder
 from minildm.guidance import CFGDenoiser
@@ -37,7 +38,7 @@ from minildm.vae import AutoencoderKL
 #: and ``bench/ddim.py`` (DDIM in 25 steps judged as good as DDPM in 1000, 40x faster).
 DEFAULT_STEPS = 25
 DEFAULT_GUIDANCE = 3.0
-DEFAULT_SAMPLER = "ddim"
+DEFAULT_SAMPLER = names.DEFAULT_SAMPLER  # "ddim"
 #: a distilled student's (lesson 11): 4 LCM steps, its guidance already in its weights
 STUDENT_STEPS = 4
 

@@ -15,12 +15,11 @@ from collections.abc import Callable
 
 from minildm import names
 from minildm.tasks.clip import CLIP_BUDGETS, CLIP_DATA, clip_task
-from minildm.tasks.common import PRESETS, Task, diffusion_loss_fn, encode_dataset, posterior_sampler
+from minildm.tasks.common import Task, diffusion_loss_fn, encode_dataset, posterior_sampler
 from minildm.tasks.latent_ddpm import LATENT_BUDGETS, LATENT_SCHEDULER, LATENT_UNET, latent_ddpm_task
-from minildm.tasks.lcm import LCM_BUDGETS, LCM_LOSSES, lcm_task
+from minildm.tasks.lcm import LCM_BUDGETS, lcm_task
 from minildm.tasks.pixel_ddpm import PIXEL_BUDGETS, PIXEL_SCHEDULER, PIXEL_UNET, pixel_ddpm_task
 from minildm.tasks.text2img import (
-    BACKBONES,
     CAPTION_DROPOUT,
     TEXT2IMG_BUDGETS,
     TEXT2IMG_UNET,
@@ -29,7 +28,6 @@ from minildm.tasks.text2img import (
 )
 from minildm.tasks.toy2d import TOY2D_BUDGETS, TOY2D_SCHEDULER, toy2d_task
 from minildm.tasks.vae import VAE_BUDGETS, VAE_CONFIG, VAE_KL_WEIGHT, vae_task
-from minildm.utils import BUDGETS
 
 #: Every recipe by the kind of checkpoint it writes.
 TASKS: dict[str, Callable[..., Task]] = {
@@ -62,8 +60,6 @@ def _check_names() -> None:
     """The command line offers names without importing torch (:mod:`minildm.names`): they must be these."""
     for what, here, named in (
         ("TASKS", TASKS, names.TRAIN_KINDS), ("TRAIN_BUDGETS", TRAIN_BUDGETS, names.TRAIN_KINDS),
-        ("PRESETS", PRESETS, names.PRESETS), ("BUDGETS", BUDGETS, names.BUDGETS),
-        ("BACKBONES", BACKBONES, names.BACKBONES), ("LCM_LOSSES", LCM_LOSSES, names.CONSISTENCY_LOSSES),
     ):
         if tuple(here) != named:
             raise ImportError(f"minildm.tasks: {what} {tuple(here)} and minildm.names' {named} differ")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from minildm import names
 from minildm.checkpoints import load_vae
 from minildm.data import ShapesDataset
 from minildm.diffusion import add_noise, diffusion_loss, sample_timesteps
@@ -28,7 +29,7 @@ from minildm.validation import check_choice, check_positive_int, check_probabili
 #: The training presets: "cpu" (the shipped checkpoints' settings) and "gpu" (the full budget on a
 #: CUDA GPU: larger batches, fewer steps, at least as many images seen, the learning rate scaled by
 #: at most the square root of the batch ratio; each task's budgets say how they were derived).
-PRESETS = ("cpu", "gpu")
+PRESETS = names.PRESETS  # ("cpu", "gpu")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from minildm import names
 from minildm.checkpoint_config import CheckpointConfig, Distillation, TextEncoderRef
 from minildm.checkpoints import checkpoint_folder, load_pretrained
 from minildm.diffusion import add_noise
@@ -59,7 +60,7 @@ from minildm.utils import check_positive_int
 LCM_GUIDANCE = 3.0
 LCM_ORIGINAL_STEPS = 50
 LCM_STEPS = (1, 2, 4, 8)  # the step counts the student is measured at (others warn)
-LCM_LOSSES = ("l2", "huber")
+LCM_LOSSES = names.CONSISTENCY_LOSSES  # ("l2", "huber")
 LCM_BUDGETS = {
     "quick": TrainConfig(steps=20, batch_size=16, lr=2e-5, warmup_steps=5, checkpoint_every=20,
                          ema_decay=0.95),

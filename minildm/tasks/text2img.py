@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from minildm.backbones import build_backbone
-from minildm.checkpoint_config import KIND_BACKBONES, CheckpointConfig, TextEncoderRef, VAERef
+from minildm.checkpoint_config import CheckpointConfig, TextEncoderRef, VAERef
 from minildm.checkpoints import CONFIG_NAME, load_text_encoder, read_config
+from minildm.names import BACKBONES
 from minildm.nn import DiTConfig
 from minildm.schedulers import DDPMScheduler
 from minildm.tasks.common import DeviceCache, Task, data_config, get_preset, latent_data, train_config
@@ -33,7 +34,6 @@ TEXT2IMG_DATA = {
 #: Lesson 11's transformer backbone at the U-Net's size (3.21M parameters each): 16 tokens of 2 x 2
 #: latent patches, 4 blocks of width 192.
 TEXT2IMG_DIT = DiTConfig(in_channels=4, out_channels=4, image_size=8, patch_size=2, hidden_size=192, depth=4)
-BACKBONES = KIND_BACKBONES["text2img"]  # ("unet", "dit")
 CAPTION_DROPOUT = 0.1
 TEXT2IMG_BUDGETS = {
     "quick": TrainConfig(steps=40, batch_size=64, lr=3e-4, warmup_steps=10, checkpoint_every=40),
