@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from minildm.validation import check_positive_int
+
 # The default beta range of each schedule, as the papers (and diffusers' configs) use them.
 DEFAULT_BETA_RANGE: dict[str, tuple[float, float]] = {
     "linear": (1e-4, 0.02),  # DDPM (Ho et al., 2020)
@@ -59,13 +61,7 @@ def make_beta_schedule(
     """
     if name not in SCHEDULE_NAMES:
         raise ValueError(f"schedule name must be one of {SCHEDULE_NAMES}, got {name!r}")
-    if (
-        isinstance(num_train_timesteps, bool)
-        or not isinstance(num_train_timesteps, int)
-        or num_train_timesteps < 1
-    ):
-        raise ValueError(f"num_train_timesteps must be a positive int, got {num_train_timesteps!r}")
-    T = num_train_timesteps
+    T = check_positive_int("num_train_timesteps", num_train_timesteps)  # (NumPy's ints too)
 
     if name in ("squaredcos_cap_v2", "cosine"):
         # work in float64 (as Python floats would), round to float32 at the end
