@@ -30,7 +30,7 @@ SKIP = {
     "02": ("cfg = task.train_config", "@torch.no_grad()\ndef ddpm_sample_by_hand",
            "start = time.perf_counter()\nsamples_module", "with torch.no_grad():\n    x_mean_only"),
     "04": ("kl_weights = [0.0",),
-    "05": ("print(task.train_config)", "samples, sampled_latents = pipe(64"),
+    "05": ("print(task.train_config)", "sampled = pipe(64"),
     "06": ("task = clip_task(", "# clip_skip=2: the U-Net reads"),
     "07": ("# NBVAL_CHECK_OUTPUT\nprompts = [", "n_spacing = ", "ref_steps = ", "n_judge = "),
     "08": ("cases = recolour_cases(", "edited_inv, kept_inv"),
