@@ -181,10 +181,12 @@ def train_command(args: argparse.Namespace) -> None:
     )
 
 
-def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str, Path] | None = None) -> Path:
+def _check_sampling_args(
+    args: argparse.Namespace, count: int, inputs: dict[str, Path] | None = None
+) -> tuple[Path, bool]:
     """The options every sampling command shares, checked before any model loads (``count``: the
     images it will make; ``inputs``: the files it reads, by flag); returns the figure's path (``.png``
-    added when it has no suffix)."""
+    added when it has no suffix) and whether ``--checkpoint`` is a Stable Diffusion checkpoint."""
     from minildm.outputs import check_outputs
     from minildm.resources import check_fits, sampling_bytes
     from minildm.sampling import check_guidance_scale
@@ -192,7 +194,7 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     from minildm.sd_commands import check_checkpoint_args
     from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path, get_device
 
-    check_checkpoint_args(args)  # a course checkpoint or Stable Diffusion (args.stable_diffusion)
+    stable_diffusion = check_checkpoint_args(args)  # a course checkpoint or Stable Diffusion
     if args.steps is not None:
         check_positive_int("--steps", args.steps)
     check_seed(args.seed, "--seed")
@@ -208,7 +210,7 @@ def _check_sampling_args(args: argparse.Namespace, count: int, inputs: dict[str,
     check_outputs(output, args.save_dir, args.overwrite, inputs or {})
     check_fits(f"{count} image(s) at once", sampling_bytes(count), get_device(args.device),
                "ask for fewer (-n, prompts) and run the command several times")
-    return output
+    return output, stable_diffusion
 
 
 @dataclass(frozen=True)
@@ -228,13 +230,13 @@ class Sampling:
                     progress=False, eta=args.eta) | size
 
 
-def _load_pipeline(cls, args: argparse.Namespace):
+def _load_pipeline(cls, args: argparse.Namespace, stable_diffusion: bool):
     """The shipped (or ``--checkpoint``) text-to-image model as ``cls``, with the chosen sampler, and
     the :class:`Sampling` it samples with."""
     from minildm.schedulers import SCHEDULERS
     from minildm.sd_commands import SD_GUIDANCE, SD_STEPS, load_sd_pipeline, sampler_name
 
-    if args.stable_diffusion:
+    if stable_diffusion:
         pipe = load_sd_pipeline(cls, args)
         size = None
         if hasattr(args, "height"):  # generate: the picture's size (default the U-Net config's)
@@ -272,13 +274,13 @@ def generate_command(args: argparse.Namespace) -> tuple[Path, int]:
 
     check_positive_int("--num-images", args.num_images)
     check_phrase_scale(args.phrase_guidance)
-    output = _check_sampling_args(args, len(args.prompts) * args.num_images)
-    pipe, sampling = _load_pipeline(TextToImagePipeline, args)
+    output, stable_diffusion = _check_sampling_args(args, len(args.prompts) * args.num_images)
+    pipe, sampling = _load_pipeline(TextToImagePipeline, args, stable_diffusion)
     batch = [p for p in args.prompts for _ in range(args.num_images)]
     kwargs = dict(sampling.kwargs(args), phrase_guidance=args.phrase_guidance)
     images = pipe(batch, **kwargs).images
     titles = [p or "(empty prompt)" for p in batch]
-    titles = short_titles(titles) if args.stable_diffusion else titles
+    titles = short_titles(titles) if stable_diffusion else titles
     return write_results(images, titles, output, args.save_dir, _how(args, sampling, kwargs))
 
 
@@ -296,7 +298,8 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
 
     inpaint = args.command == "inpaint"
     inputs = {"IMAGE": args.image, **({"MASK": args.mask} if inpaint else {})}
-    output = _check_sampling_args(args, len(args.prompts) + 1, inputs)  # (+ the original, in the figure)
+    # (+ the original, in the figure)
+    output, stable_diffusion = _check_sampling_args(args, len(args.prompts) + 1, inputs)
     if not inpaint:
         check_strength(args.strength)
         if args.init == "inversion" and (args.sampler or DEFAULT_SAMPLER) != INVERSION_SAMPLER:
@@ -307,16 +310,16 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
         if args.resample > 1 and (args.sampler or DEFAULT_SAMPLER) not in ONE_STEP_SAMPLERS:
             raise ValueError(f"--resample needs --sampler {' or '.join(ONE_STEP_SAMPLERS)} (one-step), "
                              f"not {args.sampler}")
-    if args.stable_diffusion:  # (the picture's own size, read before the model)
+    if stable_diffusion:  # (the picture's own size, read before the model)
         image, mask = sd.load_sd_inputs(args, inpaint)
-    pipe, sampling = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args)
-    if args.stable_diffusion:
+    pipe, sampling = _load_pipeline(InpaintPipeline if inpaint else Img2ImgPipeline, args, stable_diffusion)
+    if stable_diffusion:
         sd.check_sd_image(image, pipe.size_multiple, pipe.vae.config.downsample_factor)
     else:
         image = load_image(args.image, pipe.vae.config.image_size)
     kwargs = sampling.kwargs(args)
     if inpaint:
-        mask = mask if args.stable_diffusion else load_mask(args.mask, pipe.vae.config.image_size)
+        mask = mask if stable_diffusion else load_mask(args.mask, pipe.vae.config.image_size)
         resample = pipe.check_resample(args.resample)  # the value used, for the figure's caption
         images = pipe(args.prompts, image, mask, resample_steps=resample, **kwargs).images
         first = image * (1 - mask) + mask * 0.6  # the original, the repainted part shown grey
@@ -328,7 +331,7 @@ def edit_command(args: argparse.Namespace) -> tuple[Path, int]:
         f", resample {resample}" if inpaint else f", strength {args.strength:g}, {init} start"
     )
     shown = torch.cat([first.to(images.device), images])
-    titles = sd.short_titles(args.prompts) if args.stable_diffusion else args.prompts
+    titles = sd.short_titles(args.prompts) if stable_diffusion else args.prompts
     return write_results(images, ["original", *titles], output, args.save_dir, how, shown)
 
 

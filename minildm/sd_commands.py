@@ -101,16 +101,15 @@ def _refuse_sd_only_options(args: argparse.Namespace) -> None:
         )
 
 
-def check_checkpoint_args(args: argparse.Namespace) -> None:
-    """Classify ``--checkpoint`` (``args.stable_diffusion``) and check the options that depend on it,
-    before anything loads."""
+def check_checkpoint_args(args: argparse.Namespace) -> bool:
+    """Classify ``--checkpoint`` and check the options that depend on it, before anything loads:
+    True for a Stable Diffusion checkpoint, False for one of the course's."""
     from minildm.stable_diffusion.precision import check_dtype
     from minildm.utils import check_positive_int, get_device
 
-    args.stable_diffusion = checkpoint_kind(args.checkpoint) == "sd"
-    if not args.stable_diffusion:
+    if checkpoint_kind(args.checkpoint) != "sd":
         _refuse_sd_only_options(args)
-        return
+        return False
     check_dtype(args.dtype or "float32", get_device(args.device))
     single = args.checkpoint.is_file()
     if single and args.tokenizer is None:
@@ -128,6 +127,7 @@ def check_checkpoint_args(args: argparse.Namespace) -> None:
             check_positive_int(flag, value)
             if not single:  # (a single file's configs are known once it is read: checked after loading)
                 check_size(flag, value, *_size_rules(args.checkpoint)[1:])
+    return True
 
 
 def sampler_name(scheduler) -> str:
@@ -140,8 +140,8 @@ def sampler_name(scheduler) -> str:
 def load_sd_pipeline(cls, args: argparse.Namespace):
     """The SD checkpoint as ``cls`` (a text-to-image, img2img or inpainting pipeline): ``--sampler``
     on the folder's schedule (default: its scheduler_config.json's), the U-Net in float16 with
-    ``--dtype float16``; SD's defaults fill the unset ``--steps``, ``--guidance``, ``--height`` and
-    ``--width``."""
+    ``--dtype float16``; a given ``--height``/``--width`` checked against the loaded model (the command
+    fills the unset options with SD's defaults)."""
     from minildm.stable_diffusion import load_components
     from minildm.stable_diffusion.precision import HalfPrecisionUNet
 
@@ -149,17 +149,10 @@ def load_sd_pipeline(cls, args: argparse.Namespace):
     pipe.strict = not args.no_strict  # (the grammar applies when the checkpoint carries our tokenizer)
     if args.dtype == "float16":
         pipe.backbone = HalfPrecisionUNet(pipe.backbone)
-    args.sampler = sampler_name(pipe.scheduler)
-    args.steps = SD_STEPS if args.steps is None else args.steps
-    args.guidance = SD_GUIDANCE if args.guidance is None else args.guidance
-    if hasattr(args, "height"):  # generate: the picture's size (default the U-Net config's)
-        for flag in ("--height", "--width"):
-            value = getattr(args, flag[2:])
-            if value is None:
-                setattr(args, flag[2:], pipe.image_size)
-            else:  # (checked already for a folder; a single file's rules are known now)
-                f = pipe.vae.config.downsample_factor
-                check_size(flag, value, pipe.size_multiple, f)
+    for flag in ("--height", "--width"):  # generate's (checked already for a folder; a single file's
+        value = getattr(args, flag[2:], None)  # rules are known now)
+        if value is not None:
+            check_size(flag, value, pipe.size_multiple, pipe.vae.config.downsample_factor)
     return pipe
 
 

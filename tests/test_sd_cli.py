@@ -81,14 +81,17 @@ def test_generate_writes_the_asked_size_and_equals_the_pipeline(sd, tmp_path):
 
 
 def test_sd_defaults_come_from_the_checkpoint(sd):
+    from minildm.commands import _load_pipeline
     from minildm.sd_commands import SD_GUIDANCE, SD_STEPS, load_sd_pipeline
 
     args = argparse.Namespace(checkpoint=sd, tokenizer=None, device="cpu", sampler=None, no_strict=False,
                               dtype=None, steps=None, guidance=None, height=None, width=None)
-    pipe = load_sd_pipeline(TextToImagePipeline, args)
-    assert (args.steps, args.guidance, args.height, args.width) == (SD_STEPS, SD_GUIDANCE, 64, 64)
-    assert (SD_STEPS, SD_GUIDANCE) == (25, 7.5) and args.sampler == "ddim"  # the folder's DDIMScheduler
-    args = argparse.Namespace(**{**vars(args), "sampler": "euler", "steps": None, "height": None})
+    given = dict(vars(args))
+    pipe, sampling = _load_pipeline(TextToImagePipeline, args, stable_diffusion=True)
+    assert (sampling.steps, sampling.guidance, sampling.size) == (SD_STEPS, SD_GUIDANCE, (64, 64))
+    assert (SD_STEPS, SD_GUIDANCE) == (25, 7.5) and sampling.sampler == "ddim"  # the folder's DDIMScheduler
+    assert vars(args) == given  # the options are read, never rewritten
+    args = argparse.Namespace(**{**vars(args), "sampler": "euler"})
     assert type(load_sd_pipeline(TextToImagePipeline, args).scheduler).__name__ == "EulerDiscreteScheduler"
     assert pipe.any_size and pipe.size_multiple == 32
 
