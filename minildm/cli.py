@@ -203,9 +203,10 @@ def run(args: argparse.Namespace) -> None:
 
     if args.command == "demo":
         from minildm.demo import demo
-        from minildm.utils import check_seed, figure_path
+        from minildm.utils import figure_path
+        from minildm.validation import check_seed
 
-        check_seed(args.seed, "--seed")
+        check_seed("--seed", args.seed)
         figure_path(args.output)  # a folder is refused before any work
         print(f"demo picture written to {demo(args.output, seed=args.seed).resolve()}")
     elif args.command == "train":

@@ -132,14 +132,15 @@ def train_command(args: argparse.Namespace) -> None:
     from minildm.tasks import ALIASES, TASKS, TRAIN_BUDGETS
     from minildm.tasks.common import get_preset, train_config
     from minildm.training import check_same_setup
-    from minildm.utils import check_seed, get_budget, get_device, seed_everything
+    from minildm.utils import get_budget, get_device, seed_everything
+    from minildm.validation import check_seed
 
     kind = ALIASES.get(args.what, args.what)
     budget = get_budget(args.budget)
     run_dir = args.run_dir or Path("runs") / kind
     out = args.out or Path("outputs") / "checkpoints" / kind
     _check_run_folders(run_dir, out, args.resume, args.overwrite)
-    check_seed(args.seed, "--seed")
+    check_seed("--seed", args.seed)
     extra = _train_extras(kind, args)
     device = get_device(args.device)
     preset = get_preset(args.preset, device)
@@ -192,12 +193,13 @@ def _check_sampling_args(
     from minildm.sampling import check_guidance_scale
     from minildm.schedulers.ddim import check_eta
     from minildm.sd_commands import check_checkpoint_args
-    from minildm.utils import check_positive_int, check_seed, check_writable_folder, figure_path, get_device
+    from minildm.utils import check_positive_int, check_writable_folder, figure_path, get_device
+    from minildm.validation import check_seed
 
     stable_diffusion = check_checkpoint_args(args)  # a course checkpoint or Stable Diffusion
     if args.steps is not None:
         check_positive_int("--steps", args.steps)
-    check_seed(args.seed, "--seed")
+    check_seed("--seed", args.seed)
     if args.guidance is not None:
         check_guidance_scale(args.guidance)
     check_eta(args.eta)
@@ -342,10 +344,11 @@ def evaluate_command(args: argparse.Namespace) -> str:
     from minildm.pipelines import TextToImagePipeline
     from minildm.pipelines.composable import check_phrase_scale
     from minildm.resources import check_fits, evaluation_bytes
-    from minildm.utils import check_positive_int, check_seed, get_device
+    from minildm.utils import check_positive_int, get_device
+    from minildm.validation import check_seed
 
     check_positive_int("--n", args.n)
-    check_seed(args.seed, "--seed")
+    check_seed("--seed", args.seed)
     check_phrase_scale(args.phrase_guidance)
     prompts = args.n * len(PROMPT_KINDS)
     check_fits(f"evaluate --n {args.n} ({prompts} prompts)", evaluation_bytes(prompts), "cpu",

@@ -29,11 +29,6 @@ from minildm.validation import check_seed as _check_seed
 BUDGETS = names.BUDGETS  # ("quick", "full")
 
 
-def check_seed(seed: object, name: str = "seed") -> int:
-    """The seed first, the name second: the older order of :func:`minildm.validation.check_seed`."""
-    return _check_seed(name, seed)
-
-
 def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
     """``tensor`` if every value is finite, else a ValueError saying where NaN or inf appeared."""
     if tensor.is_floating_point() and not torch.isfinite(tensor).all():

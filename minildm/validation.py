@@ -164,7 +164,7 @@ def check_bool(name: str, value: object, *, hint: str | None = None) -> bool:
 def check_seed(name: str, seed: object) -> int:
     """One rule for every seed in minildm (CLI, pipelines, data, training): an int in
     [0, 2**63 - 1] (NumPy's integers too, returned as a Python int: ``random.seed`` refuses them)."""
-    if not isinstance(name, str):  # (the older utils.check_seed took the seed first)
+    if not isinstance(name, str):  # (a seed given first, the name second)
         raise TypeError(f"check_seed(name, seed) takes the argument's name first, got {name!r}")
     if not is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise _fail(name, "an int in [0, 2**63 - 1]", seed, None, False)

@@ -19,7 +19,8 @@ from minildm.checkpoints import CONFIG_NAME, WEIGHTS_NAME, checkpoint_dir, load_
 from minildm.cli import main
 from minildm.metrics import judge
 from minildm.pipelines import TextToImagePipeline
-from minildm.utils import check_seed, save_figure, to_uint8
+from minildm.utils import save_figure, to_uint8
+from minildm.validation import check_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +47,9 @@ API_CASES = [
     ("judge caption None", lambda: judge(np.zeros((32, 32, 3), np.uint8), None), "caption must be a str"),
     ("load_pretrained(None)", lambda: load_pretrained(None), r"unknown checkpoint kind None; expected"),
     ("load_pretrained bogus", lambda: load_pretrained("bogus"), r"'bogus'; expected one of \['toy2d'"),
-    ("negative seed", lambda: check_seed(-1), r"seed must be an int in \[0, 2\*\*63 - 1\], got -1"),
-    ("huge seed", lambda: check_seed(2**70), r"seed must be an int in \[0, 2\*\*63 - 1\]"),
-    ("float seed", lambda: check_seed(1.5), "seed must be an int"),
+    ("negative seed", lambda: check_seed("seed", -1), r"seed must be an int in \[0, 2\*\*63 - 1\], got -1"),
+    ("huge seed", lambda: check_seed("seed", 2**70), r"seed must be an int in \[0, 2\*\*63 - 1\]"),
+    ("float seed", lambda: check_seed("seed", 1.5), "seed must be an int"),
     ("NaN image", lambda: to_uint8(torch.full((3, 4, 4), float("nan"))), "the images hold NaN or infinite"),
 ]
 

@@ -38,7 +38,8 @@ from minildm.pipelines import Img2ImgPipeline, InpaintPipeline, LatentDiffusionP
 from minildm.schedulers import DDIMScheduler
 from minildm.tasks.text2img import text2img_task
 from minildm.text import TextEncoder
-from minildm.utils import check_probability, check_seed, seed_everything
+from minildm.utils import check_probability, seed_everything
+from minildm.validation import check_seed
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +367,7 @@ def test_numpy_integers_in_data():
     a, b = ShapesDataset(np.int64(3), seed=np.int64(5), image_size=np.int64(32)), ShapesDataset(3, seed=5)
     np.testing.assert_array_equal(a.images, b.images)
     assert a.captions == b.captions and type(a.seed) is int
-    assert check_seed(np.uint64(2**63 - 1)) == 2**63 - 1
+    assert check_seed("seed", np.uint64(2**63 - 1)) == 2**63 - 1
     for seed in np.arange(2, 3):  # what a loop over seeds gives
         first = torch.rand(3, generator=seed_everything(seed)), torch.rand(3)
         second = torch.rand(3, generator=seed_everything(int(seed))), torch.rand(3)

@@ -149,10 +149,7 @@ def test_seed_rule_and_message():
         check_seed("--seed", -1)
     with pytest.raises(TypeError, match="name first"):  # the older order, seed first, is caught
         check_seed(3, "seed")
-    # minildm.utils keeps the older signature (seed first) for the callers not yet moved over
-    assert utils.check_seed(np.int64(5)) == 5
-    with raises("--seed must be an int in [0, 2**63 - 1], got -1"):
-        utils.check_seed(-1, "--seed")
+    assert not hasattr(utils, "check_seed")  # one rule, one signature: minildm.validation's
 
 
 def test_choice():

@@ -17,7 +17,8 @@ import torch
 from minildm.data import render_caption
 from minildm.data.captions import COLOURS, HELDOUT_PAIRS, POSITIONS, RELATIONS, SHAPES, SIZES
 from minildm.metrics.judge import DetectedObject, detect_objects
-from minildm.utils import check_positive_int, check_seed, from_uint8
+from minildm.utils import check_positive_int, from_uint8
+from minildm.validation import check_seed
 
 SEEN_PAIRS = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELDOUT_PAIRS]
 
@@ -37,7 +38,7 @@ class EditCases:
 def _one_object_edits(n: int, seed: int, change: str) -> EditCases:
     """``n`` one-object renders and a prompt that changes only their ``change`` ("colour" or "shape")."""
     n = check_positive_int("n", n)
-    rng = np.random.default_rng(check_seed(seed))
+    rng = np.random.default_rng(check_seed("seed", seed))
     sources, prompts, targets = [], [], []
     while len(sources) < n:
         if change == "colour":
@@ -79,7 +80,7 @@ def inpaint_cases(n: int, seed: int = 1, margin: float = 3.0) -> EditCases:
     """``n`` two-object renders "a A {relation} a B", the mask over B (its box + ``margin``), and the
     prompt "a A {relation} a C" with C a third seen colour-shape pair (``targets`` = ``prompts``)."""
     n = check_positive_int("n", n)
-    rng = np.random.default_rng(check_seed(seed))
+    rng = np.random.default_rng(check_seed("seed", seed))
     sources, prompts, images, masks = [], [], [], []
     while len(sources) < n:
         a, b, new = [SEEN_PAIRS[i] for i in rng.choice(len(SEEN_PAIRS), 3, replace=False)]

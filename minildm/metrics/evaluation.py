@@ -33,7 +33,8 @@ from minildm.metrics.prompts import PROMPT_KINDS, prompt_set
 from minildm.metrics.stats import wilson_interval
 from minildm.text.clip import image_embeddings, text_embeddings
 from minildm.text.tokenizer import tokenize
-from minildm.utils import check_positive_int, check_seed, to_uint8
+from minildm.utils import check_positive_int, to_uint8
+from minildm.validation import check_seed
 
 #: The rows of the report: the four prompt kinds, with "heldout" split by scene kind.
 REPORT_KINDS: tuple[str, ...] = ("one", "partial", "two", "heldout one", "heldout two")
@@ -44,7 +45,7 @@ def evaluation_prompts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """``n`` prompts of each kind of :data:`~minildm.metrics.prompts.PROMPT_KINDS` (``4 n`` in all), and
     each prompt's report row: its kind, with held-out prompts labelled ``"heldout one"`` or
     ``"heldout two"`` by the number of objects."""
-    n, seed = check_positive_int("n", n), check_seed(seed)
+    n, seed = check_positive_int("n", n), check_seed("seed", seed)
     prompts, labels = [], []
     for kind in PROMPT_KINDS:
         for prompt in prompt_set(kind, n, seed=seed):
@@ -55,13 +56,13 @@ def evaluation_prompts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 
 def batch_seed(seed: int, index: int) -> int:
     """The sampling seed of batch ``index`` of an evaluation with ``seed`` (distinct per pair)."""
-    return int(np.random.SeedSequence([check_seed(seed), index]).generate_state(1)[0])
+    return int(np.random.SeedSequence([check_seed("seed", seed), index]).generate_state(1)[0])
 
 
 def generate(pipe, prompts: list[str], seed: int = 0, batch_size: int = 64, **pipe_kwargs) -> torch.Tensor:
     """``pipe(batch, seed=batch_seed(seed, i), progress=False, **pipe_kwargs).images`` over batches of
     ``prompts``: float images (N, 3, H, W) in [-1, 1] on the CPU, the same for the same seed."""
-    seed, batch_size = check_seed(seed), check_positive_int("batch_size", batch_size)
+    seed, batch_size = check_seed("seed", seed), check_positive_int("batch_size", batch_size)
     batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
     images = [pipe(b, seed=batch_seed(seed, i), progress=False, **pipe_kwargs).images
               for i, b in enumerate(batches)]
@@ -139,7 +140,7 @@ def evaluate_images(
     split="all")``, and a second independent set (``seed + 1``) for the real-vs-real floor."""
     if not (len(images) == len(prompts) == len(labels)):
         raise ValueError(f"got {len(images)} images, {len(prompts)} prompts and {len(labels)} labels")
-    seed = check_seed(seed)
+    seed = check_seed("seed", seed)
     images = images.detach().float().cpu()
     verdicts = [judge(img, p) for img, p in zip(to_uint8(images), prompts)]
     real = ShapesDataset(captions=prompts, seed=seed, split="all").tensors()
@@ -184,7 +185,7 @@ def evaluate(
 
     ``clip`` and ``tokenizer`` default to the shipped mini CLIP and tokenizer. Nearly all the time goes
     to sampling (measured times: docs/results.md). The result is a dict for :func:`format_report`."""
-    n, seed = check_positive_int("n", n), check_seed(seed)
+    n, seed = check_positive_int("n", n), check_seed("seed", seed)
     num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
     batch_size = check_positive_int("batch_size", batch_size)
     if clip is None:

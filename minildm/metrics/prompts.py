@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from minildm.data.captions import COLOURS, HELDOUT_PAIRS, POSITIONS, RELATIONS, SHAPES, SIZES
-from minildm.utils import check_positive_int, check_seed
+from minildm.utils import check_positive_int
+from minildm.validation import check_seed
 
 PROMPT_KINDS: tuple[str, ...] = ("one", "partial", "two", "heldout")
 SEEN_PAIRS = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELDOUT_PAIRS]
@@ -47,7 +48,7 @@ def prompt_set(kind: str, n: int, seed: int = 0) -> list[str]:
     """``n`` prompts of one kind (see the module's docstring), the same for the same seed."""
     if kind not in PROMPT_KINDS:
         raise ValueError(f"kind must be one of {PROMPT_KINDS}, got {kind!r}")
-    n, seed = check_positive_int("n", n), check_seed(seed)
+    n, seed = check_positive_int("n", n), check_seed("seed", seed)
     rng = np.random.default_rng([seed, PROMPT_KINDS.index(kind)])
     prompts = []
     for i in range(n):
@@ -87,7 +88,7 @@ def prompt_fidelity(
     ``i``, so two samplers given the same prompts start from the same noise."""
     from minildm.metrics.judge import score, summarise
 
-    n, seed = check_positive_int("n", n), check_seed(seed)
+    n, seed = check_positive_int("n", n), check_seed("seed", seed)
     batch_size = check_positive_int("batch_size", batch_size)
     results, prompts_all, verdicts_all = {}, [], []
     for kind in kinds:

@@ -25,8 +25,9 @@ from minildm.checkpoints import checkpoint_folder, load_pretrained, load_vae
 from minildm.guidance import Denoiser
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
-from minildm.utils import check_finite, check_positive_int, check_seed, get_device, is_real_number
+from minildm.utils import check_finite, check_positive_int, get_device, is_real_number
 from minildm.vae import AutoencoderKL
+from minildm.validation import check_seed
 
 
 def check_images(images: object, size: int | None = None, name: str = "images") -> None:
@@ -237,4 +238,4 @@ class LatentDiffusionPipeline:
         noise is drawn on the CPU)."""
         batch_size = check_positive_int("batch_size", batch_size)
         num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
-        return self._generate(batch_size, num_inference_steps, check_seed(seed), progress)
+        return self._generate(batch_size, num_inference_steps, check_seed("seed", seed), progress)

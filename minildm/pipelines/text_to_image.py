@@ -31,8 +31,9 @@ from minildm.pipelines.composable import ComposableGuidance, check_phrase_scale,
 from minildm.pipelines.latent_diffusion import LatentDiffusionPipeline, PipelineOutput
 from minildm.schedulers import SCHEDULERS, LCMScheduler, SchedulerMixin
 from minildm.text import TextEncoder, check_prompts, is_word_level
-from minildm.utils import check_positive_int, check_seed, get_device
+from minildm.utils import check_positive_int, get_device
 from minildm.vae import AutoencoderKL
+from minildm.validation import check_seed
 
 #: Defaults of ``TextToImagePipeline``, chosen by ``bench/text_to_image.py`` (guidance)
 #: and ``bench/ddim.py`` (DDIM in 25 steps judged as good as DDPM in 1000, 40x faster).
@@ -202,7 +203,7 @@ class TextToImagePipeline(LatentDiffusionPipeline):
         num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
         num_inference_steps = self.check_sampling(num_inference_steps)
-        seed = check_seed(seed)
+        seed = check_seed("seed", seed)
         phrase_guidance = check_phrase_scale(phrase_guidance)
         cond, uncond = self.encode_prompt(prompts), self.encode_prompt([""])
         if phrase_guidance > 0.0:
