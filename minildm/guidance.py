@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from minildm.utils import is_real_number
+from minildm.validation import check_number
 
 #: what the sampling loop calls: denoiser(x_t, t) -> output of x_t's shape (eps, v or x0), with
 #: ``t`` a tensor [B] of timesteps; a noise network whose context defaults to None is one (unconditional)
@@ -28,14 +28,8 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def check_guidance_scale(guidance_scale: float) -> float:
     """Classifier-free guidance's scale s: a number >= 1 (1 means no guidance), as a float."""
-    if not is_real_number(guidance_scale):  # NumPy's numbers too (np.float32(7.5))
-        raise ValueError(f"guidance_scale must be a number >= 1 (SD uses 7.5), got {guidance_scale!r}")
-    if not 1.0 <= guidance_scale < float("inf"):
-        raise ValueError(
-            "guidance_scale must be >= 1 and finite (1 means no guidance; SD uses 7.5), "
-            f"got {guidance_scale!r}"
-        )
-    return guidance_scale
+    # NumPy's numbers too (np.float32(7.5))
+    return check_number("guidance_scale", guidance_scale, low=1.0, hint="1 means no guidance; SD uses 7.5")
 
 
 class CFGDenoiser(nn.Module):

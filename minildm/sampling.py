@@ -24,6 +24,7 @@ from minildm.guidance import CFGDenoiser, Denoiser, check_guidance_scale
 from minildm.schedulers import DDIMInverseScheduler, DDIMScheduler, SchedulerMixin
 from minildm.schedulers.ddim import check_eta
 from minildm.utils import progress as progress_bar
+from minildm.validation import check_int
 
 __all__ = ["CFGDenoiser", "DDIMSampler", "Denoiser", "Sampler", "check_guidance_scale", "check_start_index",
            "check_step_kwargs", "timestep_batch"]
@@ -85,8 +86,7 @@ def timestep_batch(t: int | float | torch.Tensor, x: torch.Tensor) -> torch.Tens
 
 def check_start_index(start_index: int, last: int) -> None:
     """``start_index``: an int in [0, last], the index of the first timestep that runs."""
-    if isinstance(start_index, bool) or not isinstance(start_index, int) or not 0 <= start_index <= last:
-        raise ValueError(f"start_index must be an int in [0, {last}], got {start_index!r}")
+    check_int("start_index", start_index, low=0, high=last)
 
 
 class Sampler:

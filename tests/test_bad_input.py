@@ -61,8 +61,8 @@ def test_api_refuses(name, call, message):
 
 
 PIPE_CASES = [
-    ("guidance as a str", dict(guidance_scale="3"), "guidance_scale must be a number"),
-    ("guidance inf", dict(guidance_scale=float("inf")), "guidance_scale must be >= 1 and finite"),
+    ("guidance as a str", dict(guidance_scale="3"), "guidance_scale must be a finite number"),
+    ("guidance inf", dict(guidance_scale=float("inf")), "guidance_scale must be a finite number >= 1"),
     ("guidance overflows", dict(guidance_scale=1e30), "the sampled latents .* hold NaN or infinite"),
     ("seed -1", dict(seed=-1), "seed must be an int"),
     ("eta for DDIM out of range", dict(eta=1.5), r"eta must be a float in \[0, 1\]"),
@@ -171,12 +171,12 @@ CLI_CASES = [
     (["generate", "circle red a square blue"], "expected the article ('a') at word 1"),
     (["generate", "a red circle", "--seed", "-1"], r"--seed must be an int in [0, 2**63 - 1], got -1"),
     (["generate", "a red circle", "--seed", str(2**70)], "--seed must be an int in [0, 2**63 - 1]"),
-    (["generate", "a red circle", "--guidance", "inf"], "guidance_scale must be >= 1 and finite"),
+    (["generate", "a red circle", "--guidance", "inf"], "guidance_scale must be a finite number >= 1"),
     # on the CPU: a GPU's kernels may saturate where the CPU's overflow (the message is the point here)
     (["generate", "a red circle", "--guidance", "1e30", "--device", "cpu"], "the sampled latents"),
     (["generate", "a red circle", "--steps", "0"], "--steps must be a positive int"),
-    (["generate", "a red circle", "--phrase-guidance", "-1"], "phrase_guidance must be >= 0 and finite"),
-    (["evaluate", "--phrase-guidance", "nan"], "phrase_guidance must be >= 0 and finite"),
+    (["generate", "a red circle", "--phrase-guidance", "-1"], "phrase_guidance must be a finite number >= 0"),
+    (["evaluate", "--phrase-guidance", "nan"], "phrase_guidance must be a finite number >= 0"),
     (["generate", "a red circle", "--sampler", "ddpm", "--eta", "0.5"], "--eta is DDIM's noise level"),
     (["generate", "a red circle", "-o", "{tmp}"], "is a folder; name an image file"),
     (["generate", "a red circle", "-o", "{tmp}/file/x.png"], "'{tmp}/file' is a file, not a folder"),

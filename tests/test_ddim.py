@@ -479,7 +479,7 @@ def test_bad_input():
         sampler.invert(fake_model, x, DDPMScheduler(), 10, progress=False)
     with pytest.raises(ValueError, match="x0 must be a batch"):
         sampler.invert(fake_model, torch.tensor(1.0), DDIMScheduler(), 10, progress=False)
-    with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 1"):
         CFGDenoiser(fake_model, x, x, 0.5)
 
 

@@ -78,7 +78,7 @@ def test_composable_terms_add_one_weighted_guided_term_each():
 
 
 def test_bad_guidance_is_refused_when_the_denoiser_is_made():
-    with pytest.raises(ValueError, match=r"guidance_scale must be >= 1 and finite.*0\.5"):
+    with pytest.raises(ValueError, match=r"guidance_scale must be a finite number >= 1.*0\.5"):
         CFGDenoiser(Recording(), COND, UNCOND, 0.5)
     with pytest.raises(ValueError, match="cond must be given along with uncond"):
         CFGDenoiser(Recording(), None, UNCOND, 2.0)

@@ -295,7 +295,7 @@ def test_bad_input():
         DDPMScheduler(timestep_spacing="uniform")
     with pytest.raises(ValueError, match="steps_offset"):
         DDPMScheduler(steps_offset=1).set_timesteps(1000)
-    with pytest.raises(ValueError, match=r"guidance_scale must be >= 1.*0\.5"):
+    with pytest.raises(ValueError, match=r"guidance_scale must be a finite number >= 1.*0\.5"):
         CFGDenoiser(RecordingModel(), x, x, 0.5)
     with pytest.raises(ValueError, match="takes no 'guidance_scale'"):  # guidance lives in the denoiser
         Sampler().sample(RecordingModel(), (2, 3), DDPMScheduler(), 10, guidance_scale=0.5, progress=False)

@@ -140,7 +140,7 @@ def test_pipeline_bad_input(pipe):
         pipe(["a red circle"], 1001, progress=False)
     with pytest.raises(ValueError, match="unknown word 'purple'.*vocabulary is a, above"):
         pipe(["a purple circle"], 2, progress=False)
-    with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 1"):
         pipe(["a red circle"], 2, guidance_scale=0.5, progress=False)
     with pytest.raises(ValueError, match="num_inference_steps must be a positive int"):
         pipe(["a red circle"], 0, progress=False)

@@ -21,19 +21,14 @@ from torch import nn
 
 from minildm.guidance import CFGDenoiser
 from minildm.text.grammar import object_phrases
-from minildm.utils import is_real_number
+from minildm.validation import check_number
 
 __all__ = ["ComposableGuidance", "check_phrase_scale", "object_phrases", "phrase_contexts"]
 
 
 def check_phrase_scale(phrase_scale: object) -> float:
     """``phrase_scale`` as a float >= 0 (0: plain classifier-free guidance)."""
-    if not is_real_number(phrase_scale):
-        raise ValueError(f"phrase_guidance must be a number >= 0, got {phrase_scale!r}")
-    value = float(phrase_scale)
-    if not 0.0 <= value < float("inf"):
-        raise ValueError(f"phrase_guidance must be >= 0 and finite, got {phrase_scale!r}")
-    return value
+    return check_number("phrase_guidance", phrase_scale, low=0.0)
 
 
 class ComposableGuidance(CFGDenoiser):

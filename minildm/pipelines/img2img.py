@@ -30,7 +30,7 @@ from minildm.guidance import CFGDenoiser
 from minildm.pipelines.latent_diffusion import PipelineOutput, check_images
 from minildm.pipelines.text_to_image import TextToImagePipeline
 from minildm.schedulers import DDIMScheduler, SchedulerMixin
-from minildm.utils import is_real_number
+from minildm.validation import check_number
 
 #: chosen in lesson 08 (notebooks/08_img2img_and_inpainting.ipynb): the strength that recolours an
 #: object reliably while its position and size survive
@@ -48,9 +48,7 @@ def default_init(scheduler: SchedulerMixin) -> str:
 
 def check_strength(strength: float) -> float:
     """img2img's strength: a number in (0, 1]."""
-    if not is_real_number(strength) or not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength must be a number in (0, 1] (1 = ignore the image), got {strength!r}")
-    return float(strength)
+    return check_number("strength", strength, low=0.0, high=1.0, low_open=True, hint="1 = ignore the image")
 
 
 def check_init(init: str | None, scheduler: SchedulerMixin) -> str:

@@ -25,9 +25,9 @@ from minildm.checkpoints import checkpoint_folder, load_pretrained, load_vae
 from minildm.guidance import Denoiser
 from minildm.sampling import Sampler
 from minildm.schedulers import SchedulerMixin
-from minildm.utils import check_finite, check_positive_int, get_device, is_real_number
+from minildm.utils import check_finite, check_positive_int, get_device
 from minildm.vae import AutoencoderKL
-from minildm.validation import check_seed
+from minildm.validation import check_positive_number, check_seed
 
 
 def check_images(images: object, size: int | None = None, name: str = "images") -> None:
@@ -86,8 +86,7 @@ class LatentDiffusionPipeline:
         scale_factor: float,
         config: dict | None = None,
     ) -> None:
-        if not is_real_number(scale_factor) or not scale_factor > 0:
-            raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
+        check_positive_number("scale_factor", scale_factor)
         #: the noise network: a U-Net (lessons 05-10, Stable Diffusion) or a DiT (lesson 11)
         self.backbone = backbone
         self.scheduler, self.vae, self.scale_factor = scheduler, vae, scale_factor
