@@ -2,7 +2,9 @@
 #   make demo   create .venv if missing, install minildm, run the demo (prints the picture's path)
 #   make test   same with the dev extras, then unit tests + nbval over every notebook, and
 #               check that student/ holds what `make student` writes and docs/teaching.md
-#               what `make teaching` writes
+#               what `make teaching` writes (everything: 20 to 50 minutes on 2 cores)
+#   make unit   the fast tier while you work: ruff, then the tests not marked slow (`pytest -m fast`,
+#               tests/conftest.py says what is slow)
 #   make student   the student notebooks: student/NN_*.ipynb (solutions stubbed, outputs cleared)
 #   make site      the student site: site/index.html (student/, no solutions; nothing executed)
 #   make site-teacher   the teacher's site: site-teacher/index.html (notebooks/ and docs/teaching.md)
@@ -39,7 +41,8 @@ test: $(VENV)/.installed-dev
 	$(PY) -m minildm.classroom teaching --check
 
 unit: $(VENV)/.installed-dev
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m ruff check minildm tests notebooks bench
+	$(PY) -m pytest tests -m fast -q $(PYTEST_ARGS)
 
 notebooks: $(VENV)/.installed-dev
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env \
